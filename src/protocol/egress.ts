@@ -45,6 +45,8 @@ export interface EgressOptions {
   readonly allowInsecureLoopback?: boolean
   /** Extra destination hosts (exact host names) admitted even if they resolve to private space. */
   readonly allowHosts?: readonly string[]
+  /** DNS resolver (all addresses of a host name). Default: the system resolver. For tests. */
+  readonly resolve?: (hostname: string) => Promise<readonly { address: string; family: number }[]>
 }
 
 type NetModule = typeof import('node:net')
@@ -118,11 +120,11 @@ export function admitUrl(raw: string, options?: EgressOptions): URL {
   return url
 }
 
-function guardedLookup(n: NodeNet, url: string, allowLoopback: boolean): Lookup {
+function guardedLookup(n: NodeNet, url: string, allowLoopback: boolean, resolve: EgressOptions['resolve']): Lookup {
   return ((hostname: string, opts: import('node:dns').LookupOptions, cb: (...a: unknown[]) => void) => {
-    n.dns.lookup(hostname, { ...opts, all: true }, (err, addresses) => {
+    const done = (err: Error | null, addresses: readonly { address: string; family: number }[]): void => {
       if (err !== null) return cb(err)
-      const list = addresses as import('node:dns').LookupAddress[]
+      const list = addresses
       for (const a of list) {
         const loopbackOk = allowLoopback && (a.address === '127.0.0.1' || a.address === '::1')
         if (!loopbackOk && isBlockedAddress(n, a.address)) {
@@ -134,7 +136,9 @@ function guardedLookup(n: NodeNet, url: string, allowLoopback: boolean): Lookup 
       // Connect to the very address that was checked.
       if ((opts as { all?: boolean }).all === true) return cb(null, [first])
       return cb(null, first.address, first.family)
-    })
+    }
+    if (resolve !== undefined) resolve(hostname).then((a) => done(null, a), (e: Error) => done(e, []))
+    else n.dns.lookup(hostname, { ...opts, all: true }, (err, a) => done(err, a))
   }) as unknown as Lookup
 }
 
@@ -164,7 +168,7 @@ export function createEgressFetcher(options: EgressOptions = {}): EgressFetcher 
         {
           method: 'GET',
           headers: { accept: 'application/json', ...init?.headers },
-          ...(allowed ? {} : { lookup: guardedLookup(n, raw, loopback) }),
+          ...(allowed ? {} : { lookup: guardedLookup(n, raw, loopback, options.resolve) }),
           timeout: timeoutMs,
         },
         (res) => {

@@ -1,0 +1,52 @@
+/**
+ * Benchmark fixtures: one agent provider on the fake network, one agent with its token, and one
+ * signed GET, plus the raw `node:crypto` material the baselines need (the exact signature base
+ * bytes, the signature, and KeyObjects for the agent key).
+ */
+
+import crypto, { type KeyObject } from 'node:crypto'
+import { signRequest, type JwksCache, type SignatureKeyMember } from '../src/protocol/index.js'
+import { fakeIssuer, fakeNetwork, jwksFor, testAgent, type TestAgent } from '../test/helpers/issuers.js'
+
+export const AUDIENCE = 'https://api.example'
+export const URL_STRING = 'https://api.example/flights?to=SYD&date=2026-12-01'
+
+export interface Fixture {
+  /** Fixed clock (epoch ms) used for signing and verifying, so `created` stays in the window. */
+  readonly now: () => number
+  readonly agent: TestAgent
+  /** A new JWKS cache over the fake network (filled by its first lookup). */
+  readonly jwks: () => JwksCache
+  readonly signatureKey: SignatureKeyMember
+  /** The signed request's headers (Fetch `Headers`, as `signRequest` returns them). */
+  readonly headers: Headers
+  /** The exact RFC 9421 signature base that was signed, as bytes. */
+  readonly base: Uint8Array
+  readonly signature: Uint8Array
+  readonly publicKey: KeyObject
+  readonly privateKey: KeyObject
+}
+
+export async function createFixture(): Promise<Fixture> {
+  const t = Date.now()
+  const now = (): number => t
+  const net = fakeNetwork()
+  const ap = await fakeIssuer(net, 'https://agents.example', 'aauth-agent.json')
+  const agent = await testAgent(ap, 'travel-bot', { now, ps: 'https://ps.example' })
+  const signatureKey: SignatureKeyMember = { scheme: 'jwt', jwt: agent.token, cache: false }
+  const signed = await signRequest({ method: 'GET', url: URL_STRING, headers: new Headers({ accept: 'application/json' }) }, { signer: agent.signer, signatureKey, now, exposeBase: true })
+  const sigHeader = signed.headers.get('signature') ?? ''
+  const m = /^sig=:([A-Za-z0-9+/=]+):$/.exec(sigHeader)
+  if (m === null || signed.signatureBase === undefined) throw new Error(`unexpected Signature header ${sigHeader}`)
+  const signature = new Uint8Array(Buffer.from(m[1]!, 'base64'))
+  const base = new TextEncoder().encode(signed.signatureBase)
+  const { alg: _alg, ...pub } = agent.publicJwk
+  const publicKey = crypto.createPublicKey({ key: pub as crypto.JsonWebKey, format: 'jwk' })
+  const { alg: _a, ...priv } = agent.privateJwk
+  const privateKey = crypto.createPrivateKey({ key: priv as crypto.JsonWebKey, format: 'jwk' })
+  if (!crypto.verify(null, base, publicKey, signature)) throw new Error('fixture: raw verify of the signed base failed')
+  // One JWKS cache per verifier on the fake network; the verifier's first (warm-up) call fills it,
+  // and the fixed clock keeps it fresh for the whole run.
+  const jwks = (): JwksCache => jwksFor(net, now)
+  return { now, agent, jwks, signatureKey, headers: signed.headers, base, signature, publicKey, privateKey }
+}
