@@ -37,7 +37,9 @@ async function listen(handler: Handler): Promise<{ server: Server; origin: strin
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', `http://${req.headers.host}`)
     Promise.resolve(handler(req, url)).then(async (r) => {
-      res.writeHead(r.status, Object.fromEntries(r.headers))
+      const headers: Record<string, string> = {}
+      r.headers.forEach((v, k) => (headers[k] = v))
+      res.writeHead(r.status, headers)
       res.end(Buffer.from(await r.arrayBuffer()))
     }, (e: unknown) => {
       res.writeHead(500).end(String(e))
