@@ -19,8 +19,8 @@ beforeAll(async () => {
       for (let i = 0; i < 64; i++) res.write('y'.repeat(32 * 1024))
       return res.end()
     }
-    if (req.url === '/hang') return // never answers
-    res.writeHead(404).end()
+    if (req.url === '/hang') return undefined // never answers
+    return res.writeHead(404).end()
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
