@@ -44,7 +44,15 @@ export function messageView(message: RequestLike | Request): MessageView {
   const h = message.headers
   if (typeof (h as Headers).get === 'function') {
     const headers = h as Headers
-    return { method: message.method, url, header: (name) => headers.get(name) ?? undefined }
+    // A covered "component" that is not a valid field name makes Headers.get throw: treat it as absent.
+    const header = (name: string): string | undefined => {
+      try {
+        return headers.get(name) ?? undefined
+      } catch {
+        return undefined
+      }
+    }
+    return { method: message.method, url, header }
   }
   const rec = h as Readonly<Record<string, string | readonly string[] | undefined>>
   const lower = new Map<string, string>()
@@ -94,6 +102,7 @@ function missing(name: string): SignatureError {
  *   or a component name is not lowercase.
  */
 export function profileSignatureBase(m: MessageView, comps: readonly ComponentIdentifier[], rawParams: Parameters): string | undefined {
+  assertDistinct(comps)
   let base = ''
   for (const c of comps) {
     if (c.params.size > 0) return undefined
@@ -124,6 +133,7 @@ let reference: Promise<Httpbis> | undefined
  * @throws {SignatureError} `invalid_signature` when a component cannot be derived.
  */
 export async function referenceSignatureBase(m: MessageView, comps: readonly ComponentIdentifier[], rawParams: Parameters): Promise<string> {
+  assertDistinct(comps)
   reference ??= import('http-message-signatures').then((mod) => mod.httpbis)
   const httpbis = await reference
   const headers: Record<string, string> = {}
@@ -135,12 +145,31 @@ export async function referenceSignatureBase(m: MessageView, comps: readonly Com
   }
   let lines: [string, string[]][]
   try {
-    lines = httpbis.createSignatureBase({ fields: comps.map(fieldFor) }, { method: m.method, url: m.url, headers })
+    // Plain components come from the same code as the lean path (the library upper-cases @method
+    // and re-trims combined values, which RFC 9421 §2.1 and §2.2.1 do not do).
+    const componentParser = (name: string, params: Map<string, unknown>): string[] | null => {
+      if (params.size > 0) return null
+      if (name.startsWith('@')) return name === '@method' ? [m.method] : null
+      const v = m.header(name)
+      return v === undefined ? null : [v]
+    }
+    lines = httpbis.createSignatureBase({ fields: comps.map(fieldFor), componentParser }, { method: m.method, url: m.url, headers })
   } catch (cause) {
     throw new SignatureError('invalid_signature', 'a covered component could not be derived', { cause })
   }
   lines.push(['"@signature-params"', [serializeSignatureParams(comps, rawParams)]])
   return httpbis.formatSignatureBase(lines)
+}
+
+/** RFC 9421 §2.5: a component identifier (with its parameters) is covered at most once. */
+function assertDistinct(comps: readonly ComponentIdentifier[]): void {
+  if (comps.length < 2) return
+  const seen = new Set<string>()
+  for (const c of comps) {
+    const id = c.params.size === 0 ? c.name : fieldFor(c)
+    if (seen.has(id)) throw new SignatureError('invalid_signature', `covered component ${JSON.stringify(id)} is listed twice`)
+    seen.add(id)
+  }
 }
 
 /** `name;param=value`: the component form http-message-signatures expects. */

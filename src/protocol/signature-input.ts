@@ -103,7 +103,7 @@ function bareItem(v: BareItem): string {
   if (typeof v === 'string') return sfString(v)
   if (v === true) return ''
   // Rare shapes (decimals, tokens, byte sequences, false) go through the library serializer.
-  return serializeParameters(new Map([['x', v]])).slice(2)
+  return serializeParameters(new Map([['x', v]])).slice(';x='.length)
 }
 
 function params(p: Parameters): string {

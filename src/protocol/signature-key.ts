@@ -85,7 +85,7 @@ export type SignatureKeyMember = HwkMember | JwtMember | SelfJwtMember | JwksUri
 // `sig=jwt;jwt="<compact JWT>"` is what every AAuth agent sends. JWT characters need no sf-string
 // escaping, so this exact shape is parsed without the general parser; anything else falls back
 // to structured-headers. A property test checks both paths agree.
-const FAST_JWT = /^\s*([a-z*][a-z0-9_\-.*]*)=jwt;jwt="([A-Za-z0-9_\-.]+)"\s*$/
+const FAST_JWT = /^ *([a-z*][a-z0-9_\-.*]*)=jwt;jwt="([A-Za-z0-9_\-.]+)"[ \t]*$/
 
 /**
  * Parses a `Signature-Key` header value into `label → raw member`.
@@ -126,6 +126,13 @@ function requireStr(p: Parameters, name: string, scheme: string): string {
   return v
 }
 
+/** The `jwt` parameter of the JWT-bearing schemes: a malformed one is `invalid_jwt` (NEG-SIG-14). */
+function requireJwt(p: Parameters, scheme: string): string {
+  const v = p.get('jwt')
+  if (typeof v !== 'string' || v.length === 0) throw new SignatureError('invalid_jwt', `${scheme} scheme requires a compact JWT in a String "jwt" parameter`)
+  return v
+}
+
 function cacheFlag(p: Parameters): boolean {
   const v = p.get('cache')
   if (v === undefined) return false
@@ -154,9 +161,9 @@ export function interpretSignatureKeyMember(raw: RawSignatureKeyMember): Signatu
   switch (raw.scheme) {
     case 'jwt':
     case 'jkt-jwt':
-      return { scheme: raw.scheme, jwt: requireStr(p, 'jwt', raw.scheme), cache: cacheFlag(p) }
+      return { scheme: raw.scheme, jwt: requireJwt(p, raw.scheme), cache: cacheFlag(p) }
     case 'self-jwt':
-      return { scheme: 'self-jwt', jwt: requireStr(p, 'jwt', 'self-jwt') }
+      return { scheme: 'self-jwt', jwt: requireJwt(p, 'self-jwt') }
     case 'jwks_uri':
       return {
         scheme: 'jwks_uri',

@@ -16,6 +16,7 @@
  */
 
 import { BoundedCache } from '../lib/bounded-cache.js'
+import { invalidValue } from '../lib/assert.js'
 import { HeaderError, SignatureError } from './errors.js'
 import { verifySignatureBytes, type PublicJwk, type SupportedAlgorithm, type VerifyKey } from './crypto.js'
 import { CONTENT_DIGEST_HEADER, verifyContentDigest } from './digest.js'
@@ -149,6 +150,12 @@ function selectLabel(inputs: Map<string, SignatureInputEntry>, keys: Map<string,
  */
 export async function verifyRequestSignature<C>(message: Request | RequestLike | MessageView, options: VerifyRequestOptions<C>): Promise<VerifiedSignature<C>> {
   const m = 'header' in message ? message : messageView(message)
+  let body = options.body
+  // A Fetch Request carries its body: read it, so SIG-03 and Content-Digest are never skipped
+  // because the caller forgot to pass the bytes (fail closed).
+  if (body === undefined && typeof Request === 'function' && message instanceof Request && message.body !== null) {
+    body = new Uint8Array(await message.clone().arrayBuffer())
+  }
   // Step 1
   const sigInputValue = m.header(SIGNATURE_INPUT_HEADER)
   const sigValue = m.header(SIGNATURE_HEADER)
@@ -166,7 +173,7 @@ export async function verifyRequestSignature<C>(message: Request | RequestLike |
   if (input === undefined || signature === undefined) throw fail('invalid_signature', `no signature labelled ${label}`)
 
   // Step 2
-  const hasBody = (options.body?.byteLength ?? 0) > 0 || (m.header('content-length') ?? '0') !== '0'
+  const hasBody = (body?.byteLength ?? 0) > 0 || (m.header('content-length') ?? '0') !== '0' || m.header('transfer-encoding') !== undefined
   const required = requiredComponentsFor(m, hasBody, options)
   const covered = new Set<string>()
   for (const c of input.components) if (c.params.size === 0) covered.add(c.name)
@@ -203,10 +210,14 @@ export async function verifyRequestSignature<C>(message: Request | RequestLike |
   }
 
   // Step 7
-  if (options.body !== undefined && covered.has(CONTENT_DIGEST_HEADER)) {
+  if (body === undefined && hasBody && covered.has(CONTENT_DIGEST_HEADER)) {
+    // Fail closed: a covered digest the verifier cannot check is a wiring mistake, not a pass.
+    throw invalidValue('options.body', 'is required to check the Content-Digest of a request with a body')
+  }
+  if (body !== undefined && covered.has(CONTENT_DIGEST_HEADER)) {
     const digest = m.header(CONTENT_DIGEST_HEADER)
     if (digest === undefined) throw fail('invalid_signature', 'Content-Digest is covered but absent')
-    await verifyContentDigest(digest, options.body)
+    await verifyContentDigest(digest, body)
   }
   const base = await createSignatureBase(m, input.components, input.rawParams)
   const ok = await verifySignatureBytes(resolved.key, new TextEncoder().encode(base), signature, options.syncCrypto === true)
