@@ -8,10 +8,11 @@
  */
 
 import { SignatureError } from '../errors.js'
-import { isAgentIdentifier, parseAgentIdentifier } from '../identifiers.js'
+import { assertServerIdentifier, isAgentIdentifier, parseAgentIdentifier } from '../identifiers.js'
 import { DWK } from '../metadata.js'
 import type { PublicJwk } from '../crypto.js'
 import {
+  assignClaims,
   assertConfirmationJwk,
   commonClaims,
   confirmationKey,
@@ -69,12 +70,9 @@ export async function createAgentToken(opts: CreateAgentTokenOptions): Promise<s
     const parent = parseAgentIdentifier(opts.parentAgent, opts)
     if (parent.domain !== id.domain) throw new TypeError('a sub-agent is issued by its parent\'s agent provider (TOK-AG-05)')
   }
+  if (opts.ps !== undefined) assertServerIdentifier(opts.ps, opts)
   const claims = commonClaims(TOKEN_TYPE.agent, DWK.agent, opts, 3600)
-  claims['sub'] = opts.sub
-  claims['cnf'] = { jwk: assertConfirmationJwk(opts.cnfJwk, 'cnfJwk') }
-  if (opts.ps !== undefined) claims['ps'] = opts.ps
-  if (opts.parentAgent !== undefined) claims['parent_agent'] = opts.parentAgent
-  if (opts.ps !== undefined) optionalServerId(claims, 'ps', opts)
+  assignClaims(claims, { sub: opts.sub, cnf: { jwk: assertConfirmationJwk(opts.cnfJwk, 'cnfJwk') }, ps: opts.ps, parent_agent: opts.parentAgent })
   return signToken(TOKEN_TYPE.agent, claims, opts.key)
 }
 

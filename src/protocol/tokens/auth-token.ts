@@ -12,6 +12,7 @@ import { assertServerIdentifier, isServerIdentifier } from '../identifiers.js'
 import { DWK } from '../metadata.js'
 import type { PublicJwk } from '../crypto.js'
 import {
+  assignClaims,
   assertConfirmationJwk,
   commonClaims,
   confirmationKey,
@@ -75,9 +76,10 @@ export async function createAuthToken(opts: CreateAuthTokenOptions): Promise<str
   if (opts.sub === '') throw new TypeError('sub must be non-empty')
   const dwk = opts.issuerRole === 'person' ? DWK.person : DWK.access
   const claims = commonClaims(TOKEN_TYPE.auth, dwk, opts, 3600, [opts.agentTokenExp, opts.presentedTokenExp, opts.upstreamTokenExp, opts.missionExpiresAt])
-  Object.assign(claims, { aud: opts.aud, ps: opts.ps, sub: opts.sub, cnf: { jwk: assertConfirmationJwk(opts.cnfJwk, 'cnfJwk') } })
-  const optional = { scope: opts.scope, account: opts.account, mission_s256: opts.missionS256, tenant: opts.tenant }
-  for (const [k, v] of Object.entries(optional)) if (v !== undefined) claims[k] = v
+  assignClaims(claims, {
+    aud: opts.aud, ps: opts.ps, sub: opts.sub, cnf: { jwk: assertConfirmationJwk(opts.cnfJwk, 'cnfJwk') },
+    scope: opts.scope, account: opts.account, mission_s256: opts.missionS256, tenant: opts.tenant,
+  })
   return signToken(TOKEN_TYPE.auth, claims, opts.key)
 }
 

@@ -323,6 +323,12 @@ export function commonClaims(typ: TokenType, dwk: AAuthDwk, opts: CreateTokenOpt
   return { ...opts.extraClaims, iss: opts.issuer, dwk, jti: opts.jti ?? randomJti(), iat, exp }
 }
 
+/** Copies the defined members of `values` into `claims` (optional claims are left out, not null). */
+export function assignClaims(claims: CommonClaims, values: Record<string, unknown>): CommonClaims {
+  for (const [k, v] of Object.entries(values)) if (v !== undefined) claims[k] = v
+  return claims
+}
+
 /**
  * Asserts a JWK given to a creator is a public key AAuth can carry in `cnf.jwk`.
  *

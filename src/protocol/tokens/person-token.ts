@@ -12,6 +12,7 @@ import { assertServerIdentifier } from '../identifiers.js'
 import { DWK } from '../metadata.js'
 import type { PublicJwk } from '../crypto.js'
 import {
+  assignClaims,
   assertConfirmationJwk,
   commonClaims,
   confirmationKey,
@@ -63,11 +64,7 @@ export async function createPersonToken(opts: CreatePersonTokenOptions): Promise
   assertServerIdentifier(opts.aud, opts)
   if (opts.sub === '') throw new TypeError('sub must be non-empty')
   const claims = commonClaims(TOKEN_TYPE.person, DWK.person, opts, 3600, [opts.agentTokenExp, opts.upstreamTokenExp, opts.missionExpiresAt])
-  claims['aud'] = opts.aud
-  claims['sub'] = opts.sub
-  claims['cnf'] = { jwk: assertConfirmationJwk(opts.cnfJwk, 'cnfJwk') }
-  if (opts.missionS256 !== undefined) claims['mission_s256'] = opts.missionS256
-  if (opts.tenant !== undefined) claims['tenant'] = opts.tenant
+  assignClaims(claims, { aud: opts.aud, sub: opts.sub, cnf: { jwk: assertConfirmationJwk(opts.cnfJwk, 'cnfJwk') }, mission_s256: opts.missionS256, tenant: opts.tenant })
   delete claims['scope']
   delete claims['account']
   return signToken(TOKEN_TYPE.person, claims, opts.key)

@@ -15,6 +15,7 @@ import { SignatureError } from '../errors.js'
 import { assertEndpointUrl, assertServerIdentifier, isServerIdentifier } from '../identifiers.js'
 import { DWK } from '../metadata.js'
 import {
+  assignClaims,
   commonClaims,
   optionalMission,
   optionalString,
@@ -79,9 +80,10 @@ export async function createResourceToken(opts: CreateResourceTokenOptions): Pro
   }
   if (opts.interaction !== undefined) assertEndpointUrl(opts.interaction.url, 'endpoint', opts)
   const claims = commonClaims(TOKEN_TYPE.resource, DWK.resource, opts, 300)
-  Object.assign(claims, { aud: opts.aud, ps: opts.ps, sub: opts.sub, presented_jti: opts.presentedJti, agent_jkt: opts.agentJkt })
-  const optional = { scope: opts.scope, account: opts.account, login_hint: opts.loginHint, mission_s256: opts.missionS256, tenant: opts.tenant, interaction: opts.interaction }
-  for (const [k, v] of Object.entries(optional)) if (v !== undefined) claims[k] = v
+  assignClaims(claims, {
+    aud: opts.aud, ps: opts.ps, sub: opts.sub, presented_jti: opts.presentedJti, agent_jkt: opts.agentJkt,
+    scope: opts.scope, account: opts.account, login_hint: opts.loginHint, mission_s256: opts.missionS256, tenant: opts.tenant, interaction: opts.interaction,
+  })
   delete claims['cnf']
   return signToken(TOKEN_TYPE.resource, claims, opts.key)
 }
