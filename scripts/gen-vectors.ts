@@ -1,12 +1,14 @@
 /**
- * Generates the interop test vectors in `spec/vectors/*.json` (format: `spec/README.md`).
+ * Generates the interop test vectors in `spec/vectors/*.json` (format: `spec/README.md`), then
+ * rewrites the extended set in `spec/vectors/extended/` from `scripts/vectors/`, which is built
+ * without the library (see `scripts/vectors/files.ts`).
  *
  * Everything is fixed: Ed25519 keys are literal JWKs below, timestamps are constants, `jti`
  * values are spelled out, and Ed25519 signatures are deterministic (RFC 8032), so running this
  * twice writes identical bytes. `test/spec/vectors.test.ts` calls {@link generateVectors} and
  * deep-equals the result with the committed files.
  *
- * Run with `npm run vectors`.
+ * Run with `npm run vectors` (it regenerates both sets).
  *
  * @module
  */
@@ -36,6 +38,8 @@ import {
   type SignatureParameters,
   type Signer,
 } from '../src/protocol/index.js'
+import { EXTENDED_VECTORS_DIR, writeVectorFiles } from './vectors/files.js'
+import { RFC9421_B26, RFC9421_REQUEST, RFC9421_TEST_KEY_ED25519 } from './vectors/rfc9421-material.js'
 
 // ---------------------------------------------------------------------------------------------
 // File format (documented in spec/README.md)
@@ -78,10 +82,14 @@ export type Expected =
   | { valid: true; agent: string }
   | { valid: false; error: SignatureErrorCode; responseHeaders: Record<string, string> }
 
-export interface Rfc9421Vector {
+/** What every vector starts with: a unique id, a one-line title and the references it exercises. */
+export interface VectorHead {
   id: string
   title: string
   spec: string[]
+}
+
+export interface Rfc9421Vector extends VectorHead {
   input: {
     request: HttpRequestData
     label: string
@@ -97,10 +105,7 @@ export interface Rfc9421Vector {
   }
 }
 
-export interface RequestVector {
-  id: string
-  title: string
-  spec: string[]
+export interface RequestVector extends VectorHead {
   input: {
     request: HttpRequestData
     label: string
@@ -128,10 +133,7 @@ export interface TokenCheck {
   expected: { valid: true } | { valid: false; error: SignatureErrorCode }
 }
 
-export interface TokenVector {
-  id: string
-  title: string
-  spec: string[]
+export interface TokenVector extends VectorHead {
   input: {
     issuer: string
     issuerKey: TestKey & { kid: string }
@@ -147,11 +149,8 @@ export interface TokenVector {
   checks: TokenCheck[]
 }
 
-export interface NegativeVector {
-  id: string
+export interface NegativeVector extends VectorHead {
   checklist: string
-  title: string
-  spec: string[]
   request: HttpRequestData
   now: number
   verifier: VerifierConfig
@@ -192,9 +191,6 @@ const RAW_KEYS = {
   agentOther: { x: 'A2ddzXjlnNvaDM02GHJGkfiNpUkBorkHo-jDSrEyc5I', d: 'upffZHmzgZEitYEF7XDiWnn1Q532Q-dFTXo80hQrwpg' },
   rogue: { x: 'Gmg7OwkHdRJr7fCkrQ8re77_2EFQ9_jPfhp1gPWsQ34', d: 'zIaYSNc5JwSXptBcfpOTdbDtikkAd3_Ir9MwqmdT8CQ' },
 } as const
-
-/** RFC 9421 Appendix B.1.4 `test-key-ed25519`, as a JWK (plus `alg`, which AAuth requires). */
-const RFC_ED25519 = { x: 'JrQLj5P_89iXES9-vFgrIy29clF9CC_oPPsw3c5D0bs', d: 'n4Ni-HpISpVObnQMW0wOhCKROaIKqKtW_2ZYb2p9KcU' }
 
 /** Public coordinates of keys that are only ever conveyed, never used to sign. */
 const FOREIGN = {
@@ -273,42 +269,21 @@ function apNetwork(): Network {
 // RFC 9421 Appendix B.2.6
 // ---------------------------------------------------------------------------------------------
 
-const RFC_B26_BASE = [
-  '"date": Tue, 20 Apr 2021 02:07:55 GMT',
-  '"@method": POST',
-  '"@path": /foo',
-  '"@authority": example.com',
-  '"content-type": application/json',
-  '"content-length": 18',
-  '"@signature-params": ("date" "@method" "@path" "@authority" "content-type" "content-length");created=1618884473;keyid="test-key-ed25519"',
-].join('\n')
-const RFC_B26_SIGNATURE = 'wqcAqbmYJ2ji2glfAMaRy4gruYYnx2nEFN2HN6jrnDnQCK1u02Gb04v9EDgwUPiu4A0w6vuQv5lIp5WPpBKRCw=='
-
+/** The RFC's values as published (`scripts/vectors/rfc9421-material.ts`); the library must reproduce them. */
 async function rfc9421(): Promise<VectorFile> {
-  const request: HttpRequestData = {
-    method: 'POST',
-    url: 'https://example.com/foo?param=Value&Pet=dog',
-    headers: {
-      host: 'example.com',
-      date: 'Tue, 20 Apr 2021 02:07:55 GMT',
-      'content-type': 'application/json',
-      'content-digest': 'sha-512=:WZDPaVn/7XgHaAy8pmojAkGWoRx2UFChF41A2svX+TaPm+AbwAgBWnrIiYllu7BNNyealdVLvRwEmTHWXvJwew==:',
-      'content-length': '18',
-    },
-    body: '{"hello": "world"}',
-  }
-  const covered = ['date', '@method', '@path', '@authority', 'content-type', 'content-length']
-  const params = { created: 1618884473, keyid: 'test-key-ed25519' }
-  const label = 'sig-b26'
-  const key = { ...(await testKey(RFC_ED25519)), kid: 'test-key-ed25519' }
+  const { label, components: covered, params, signatureInput, signatureBase, signature } = RFC9421_B26
+  const request: HttpRequestData = RFC9421_REQUEST
+  // The RFC's key as a JWK, plus `alg`, which AAuth requires.
+  const key = { ...(await testKey(RFC9421_TEST_KEY_ED25519)), kid: RFC9421_TEST_KEY_ED25519.kid }
   const comps = components(covered)
   const rawParams = signatureParamsMap(params)
   const signatureParams = serializeSignatureParams(comps, rawParams)
   // The published values are written as published; the library must agree or generation stops.
+  if (signatureParams !== signatureInput) throw new Error('signature parameters differ from RFC 9421 B.2.6')
   const base = await createSignatureBase(messageView(request), comps, rawParams)
-  if (base !== RFC_B26_BASE) throw new Error('signature base differs from RFC 9421 B.2.6')
+  if (base !== signatureBase) throw new Error('signature base differs from RFC 9421 B.2.6')
   const signer = await createSigner(key.privateJwk)
-  if (Buffer.from(await signer.sign(Buffer.from(base))).toString('base64') !== RFC_B26_SIGNATURE) {
+  if (Buffer.from(await signer.sign(Buffer.from(base))).toString('base64') !== signature) {
     throw new Error('signature differs from RFC 9421 B.2.6')
   }
   return {
@@ -323,9 +298,9 @@ async function rfc9421(): Promise<VectorFile> {
         input: { request, label, coveredComponents: covered, params, key },
         output: {
           signatureParams,
-          signatureBase: RFC_B26_BASE,
-          signature: RFC_B26_SIGNATURE,
-          headers: { 'signature-input': `${label}=${signatureParams}`, signature: `${label}=:${RFC_B26_SIGNATURE}:` },
+          signatureBase,
+          signature,
+          headers: { 'signature-input': `${label}=${signatureParams}`, signature: `${label}=:${signature}:` },
         },
       },
     ],
@@ -365,6 +340,11 @@ interface Material {
   authTokenAs: string
 }
 
+/** What every token creator is given: the issuer's key and identifier, and one token's timing. */
+function issuance(key: TestKey & { kid: string }, issuer: string, t: { iat: number; lifetime: number; jti: string }) {
+  return { key: { kid: key.kid, privateJwk: key.privateJwk }, issuer, now: () => t.iat * 1000, lifetimeSec: t.lifetime, jti: t.jti }
+}
+
 async function material(): Promise<Material> {
   const ap = { ...(await testKey(RAW_KEYS.agentProvider, KID.ap)), kid: KID.ap }
   const ps = { ...(await testKey(RAW_KEYS.personServer, KID.ps)), kid: KID.ps }
@@ -372,33 +352,12 @@ async function material(): Promise<Material> {
   const rs = { ...(await testKey(RAW_KEYS.resource, KID.rs)), kid: KID.rs }
   const agent = await testKey(RAW_KEYS.agent)
   const agentOther = await testKey(RAW_KEYS.agentOther)
-  const at = (t: { iat: number }) => () => t.iat * 1000
-  const agentToken = await createAgentToken({
-    key: { kid: ap.kid, privateJwk: ap.privateJwk },
-    issuer: AP,
-    now: at(AGENT_TOKEN),
-    lifetimeSec: AGENT_TOKEN.lifetime,
-    jti: AGENT_TOKEN.jti,
-    sub: AGENT_ID,
-    cnfJwk: agent.publicJwk,
-    ps: PS,
-  })
-  const personToken = await createPersonToken({
-    key: { kid: ps.kid, privateJwk: ps.privateJwk },
-    issuer: PS,
-    now: at(PERSON_TOKEN),
-    lifetimeSec: PERSON_TOKEN.lifetime,
-    jti: PERSON_TOKEN.jti,
-    aud: RS,
-    sub: PERSON_SUB,
-    cnfJwk: agent.publicJwk,
-  })
+  // Person and auth tokens: for the resource, about the person, bound to the agent key.
+  const forResource = { aud: RS, sub: PERSON_SUB, cnfJwk: agent.publicJwk }
+  const agentToken = await createAgentToken({ ...issuance(ap, AP, AGENT_TOKEN), sub: AGENT_ID, cnfJwk: agent.publicJwk, ps: PS })
+  const personToken = await createPersonToken({ ...issuance(ps, PS, PERSON_TOKEN), ...forResource })
   const resourceToken = await createResourceToken({
-    key: { kid: rs.kid, privateJwk: rs.privateJwk },
-    issuer: RS,
-    now: at(RESOURCE_TOKEN),
-    lifetimeSec: RESOURCE_TOKEN.lifetime,
-    jti: RESOURCE_TOKEN.jti,
+    ...issuance(rs, RS, RESOURCE_TOKEN),
     aud: PS,
     ps: PS,
     sub: PERSON_SUB,
@@ -406,33 +365,20 @@ async function material(): Promise<Material> {
     agentJkt: agent.thumbprint,
     scope: 'flights:read bookings:write',
   })
-  const authTokenPs = await createAuthToken({
-    key: { kid: ps.kid, privateJwk: ps.privateJwk },
-    issuer: PS,
-    issuerRole: 'person',
-    now: at(AUTH_TOKEN_PS),
-    lifetimeSec: AUTH_TOKEN_PS.lifetime,
-    jti: AUTH_TOKEN_PS.jti,
-    aud: RS,
-    ps: PS,
-    sub: PERSON_SUB,
-    cnfJwk: agent.publicJwk,
-    scope: 'flights:read bookings:write',
-  })
-  const authTokenAs = await createAuthToken({
-    key: { kid: as.kid, privateJwk: as.privateJwk },
-    issuer: AS,
-    issuerRole: 'access',
-    now: at(AUTH_TOKEN_AS),
-    lifetimeSec: AUTH_TOKEN_AS.lifetime,
-    jti: AUTH_TOKEN_AS.jti,
-    aud: RS,
-    ps: PS,
-    sub: PERSON_SUB,
-    cnfJwk: agent.publicJwk,
-    scope: 'flights:read',
-  })
+  const authTokenPs = await createAuthToken({ ...issuance(ps, PS, AUTH_TOKEN_PS), issuerRole: 'person', ...forResource, ps: PS, scope: 'flights:read bookings:write' })
+  const authTokenAs = await createAuthToken({ ...issuance(as, AS, AUTH_TOKEN_AS), issuerRole: 'access', ...forResource, ps: PS, scope: 'flights:read' })
   return { ap, ps, as, rs, agent, agentOther, agentToken, personToken, resourceToken, authTokenPs, authTokenAs }
+}
+
+/** The members of a token vector about the token itself: its issuer and key, the token taken apart, the issuer's documents. */
+function issuedToken(
+  issuer: string,
+  issuerKey: TestKey & { kid: string },
+  jwt: string,
+  network: Network,
+  issuerRole?: 'person' | 'access',
+): Pick<TokenVector, 'input' | 'output' | 'network'> {
+  return { input: { issuer, issuerKey, ...(issuerRole === undefined ? {} : { issuerRole }) }, output: tokenOutput(jwt), network }
 }
 
 function tokenFile(tokenType: string, description: string, vectors: TokenVector[]): VectorFile {
@@ -441,6 +387,12 @@ function tokenFile(tokenType: string, description: string, vectors: TokenVector[
 
 function tokenFiles(m: Material): Record<string, VectorFile> {
   const expired = (now: number): TokenCheck => ({ title: 'at exp the token has expired (no leeway on exp)', now, expected: { valid: false, error: 'expired_jwt' } })
+  /** A person or auth token checked by the resource it names: valid there, [not valid elsewhere,] expired at `exp`. */
+  const atResource = (exp: number, otherAudience: boolean): TokenCheck[] => [
+    { title: 'valid at the resource it names', now: T0 + 300, audience: RS, expected: { valid: true } },
+    ...(otherAudience ? [{ title: 'another resource is not the audience', now: T0 + 300, audience: 'https://other.example', expected: { valid: false, error: 'invalid_jwt' } } as const] : []),
+    { ...expired(exp), audience: RS },
+  ]
   const psNetwork = issuerDocs(PS, 'aauth-person.json', [jwksEntry(RAW_KEYS.personServer, KID.ps)], PS_EXTRA)
   const agentExp = AGENT_TOKEN.iat + AGENT_TOKEN.lifetime
   const personExp = PERSON_TOKEN.iat + PERSON_TOKEN.lifetime
@@ -452,9 +404,7 @@ function tokenFiles(m: Material): Record<string, VectorFile> {
         id: 'token-agent',
         title: 'agent token with sub, ps and cnf.jwk',
         spec: [`${MAIN}#agent-token-structure`, `${MAIN}#common-claims`, 'CHECKLIST TOK-AG-01..05'],
-        input: { issuer: AP, issuerKey: m.ap },
-        output: tokenOutput(m.agentToken),
-        network: apNetwork(),
+        ...issuedToken(AP, m.ap, m.agentToken, apNetwork()),
         checks: [
           { title: 'valid inside its lifetime', now: T0 + 300, expected: { valid: true } },
           { title: 'valid one second before exp', now: agentExp - 1, expected: { valid: true } },
@@ -467,14 +417,8 @@ function tokenFiles(m: Material): Record<string, VectorFile> {
         id: 'token-person',
         title: 'person token for https://api.example, bound to the agent key',
         spec: [`${MAIN}#person-token-structure`, `${MAIN}#person-token-verification`, 'CHECKLIST TOK-PT-01..05'],
-        input: { issuer: PS, issuerKey: m.ps },
-        output: tokenOutput(m.personToken),
-        network: psNetwork,
-        checks: [
-          { title: 'valid at the resource it names', now: T0 + 300, audience: RS, expected: { valid: true } },
-          { title: 'another resource is not the audience', now: T0 + 300, audience: 'https://other.example', expected: { valid: false, error: 'invalid_jwt' } },
-          { ...expired(personExp), audience: RS },
-        ],
+        ...issuedToken(PS, m.ps, m.personToken, psNetwork),
+        checks: atResource(personExp, true),
       },
     ]),
     'token-resource.json': tokenFile('aa-resource+jwt', 'A resource token: no cnf, bound to the agent key by agent_jkt.', [
@@ -482,9 +426,7 @@ function tokenFiles(m: Material): Record<string, VectorFile> {
         id: 'token-resource',
         title: 'resource token for the person server, agent_jkt = thumbprint of the agent key',
         spec: [`${MAIN}#resource-token-structure`, `${MAIN}#resource-token-verification`, 'CHECKLIST TOK-RT-01..04'],
-        input: { issuer: RS, issuerKey: m.rs },
-        output: tokenOutput(m.resourceToken),
-        network: issuerDocs(RS, 'aauth-resource.json', [jwksEntry(RAW_KEYS.resource, KID.rs)], { authorization_endpoint: `${RS}/authorize` }),
+        ...issuedToken(RS, m.rs, m.resourceToken, issuerDocs(RS, 'aauth-resource.json', [jwksEntry(RAW_KEYS.resource, KID.rs)], { authorization_endpoint: `${RS}/authorize` })),
         checks: [
           { title: 'valid at the PS (aud) for the signing key', now: T0 + 150, audience: PS, agentJkt: m.agent.thumbprint, expected: { valid: true } },
           { title: 'valid at the agent (iss is the resource it called)', now: T0 + 150, issuer: RS, agentJkt: m.agent.thumbprint, expected: { valid: true } },
@@ -498,26 +440,15 @@ function tokenFiles(m: Material): Record<string, VectorFile> {
         id: 'token-auth-ps',
         title: 'auth token issued by the person server (ps = iss, dwk aauth-person.json)',
         spec: [`${MAIN}#auth-token-structure`, `${MAIN}#auth-token-verification`, 'CHECKLIST TOK-AT-01..05'],
-        input: { issuer: PS, issuerKey: m.ps, issuerRole: 'person' },
-        output: tokenOutput(m.authTokenPs),
-        network: psNetwork,
-        checks: [
-          { title: 'valid at the resource it names', now: T0 + 300, audience: RS, expected: { valid: true } },
-          { title: 'another resource is not the audience', now: T0 + 300, audience: 'https://other.example', expected: { valid: false, error: 'invalid_jwt' } },
-          { ...expired(authPsExp), audience: RS },
-        ],
+        ...issuedToken(PS, m.ps, m.authTokenPs, psNetwork, 'person'),
+        checks: atResource(authPsExp, true),
       },
       {
         id: 'token-auth-as',
         title: 'auth token issued by an access server (dwk aauth-access.json)',
         spec: [`${MAIN}#auth-token-structure`, `${MAIN}#auth-token-verification`, 'CHECKLIST TOK-AT-01..05'],
-        input: { issuer: AS, issuerKey: m.as, issuerRole: 'access' },
-        output: tokenOutput(m.authTokenAs),
-        network: issuerDocs(AS, 'aauth-access.json', [jwksEntry(RAW_KEYS.accessServer, KID.as)], AS_EXTRA),
-        checks: [
-          { title: 'valid at the resource it names', now: T0 + 300, audience: RS, expected: { valid: true } },
-          { ...expired(authAsExp), audience: RS },
-        ],
+        ...issuedToken(AS, m.as, m.authTokenAs, issuerDocs(AS, 'aauth-access.json', [jwksEntry(RAW_KEYS.accessServer, KID.as)], AS_EXTRA), 'access'),
+        checks: atResource(authAsExp, false),
       },
     ]),
   }
@@ -1060,6 +991,13 @@ async function main(): Promise<void> {
   for (const [name, doc] of Object.entries(files)) {
     await writeFile(resolve(VECTORS_DIR, name), serializeVectorFile(doc))
     process.stdout.write(`wrote spec/vectors/${name} (${doc.vectors.length} vector${doc.vectors.length === 1 ? '' : 's'})\n`)
+  }
+  // The extended set (scripts/vectors/, built without the library) goes next to it.
+  const extended = writeVectorFiles(EXTENDED_VECTORS_DIR).files
+  for (const [name, doc] of Object.entries(extended)) {
+    const { vectors, keys } = doc as { vectors?: unknown[]; keys?: Record<string, unknown> }
+    const count = vectors === undefined ? `${Object.keys(keys ?? {}).length} keys` : `${vectors.length} vectors`
+    process.stdout.write(`wrote spec/vectors/extended/${name} (${count})\n`)
   }
 }
 

@@ -16,6 +16,9 @@ import { AP, AS, KEYS, PS, RESOURCE, type KeyName } from './world.js'
 /** File name → parsed JSON content. */
 export type VectorFiles = Record<string, unknown>
 
+/** The files {@link buildVectorFiles} builds, one per group. */
+export const VECTOR_FILE_NAMES = ['keys.json', 'rfc.json', 'headers.json', 'sign.json', 'verify.json', 'tokens.json'] as const
+
 const USES: Record<KeyName, [string, string?]> = {
   agent: ['the agent key: cnf.jwk of the baseline agent, person and auth tokens'],
   'agent-es256': ['an ES256 agent key'],

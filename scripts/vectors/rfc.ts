@@ -5,14 +5,16 @@
 import { createHash, createPublicKey } from 'node:crypto'
 import type { RfcVector, VectorFile, VectorRequest } from './types.js'
 import { b64, signBytes, sha256, thumbprint } from './crypto.js'
+import { RFC9421_B26, RFC9421_REQUEST, RFC9421_TEST_KEY_ED25519 } from './rfc9421-material.js'
 
 const RFC9421 = 'https://www.rfc-editor.org/rfc/rfc9421'
 
 /** RFC 9421 B.1.4 `test-key-ed25519` (published private key), with the `alg` AAuth requires. */
+const { x: RFC_X, d: RFC_D } = RFC9421_TEST_KEY_ED25519
 export const RFC9421_ED25519 = {
   alg: 'Ed25519' as const,
-  publicJwk: { kty: 'OKP', crv: 'Ed25519', alg: 'Ed25519', x: 'JrQLj5P_89iXES9-vFgrIy29clF9CC_oPPsw3c5D0bs' },
-  privateJwk: { kty: 'OKP', crv: 'Ed25519', alg: 'Ed25519', x: 'JrQLj5P_89iXES9-vFgrIy29clF9CC_oPPsw3c5D0bs', d: 'n4Ni-HpISpVObnQMW0wOhCKROaIKqKtW_2ZYb2p9KcU' },
+  publicJwk: { kty: 'OKP', crv: 'Ed25519', alg: 'Ed25519', x: RFC_X },
+  privateJwk: { kty: 'OKP', crv: 'Ed25519', alg: 'Ed25519', x: RFC_X, d: RFC_D },
 }
 
 /** RFC 9421 B.1.3 `test-key-ecc-p256`, public half. */
@@ -22,18 +24,7 @@ w0EkjqF7xB4FivAxzic30tMM4GF+hR6Dxh71Z50VGGdldkkDXZCnTNnoXQ==
 -----END PUBLIC KEY-----`
 
 /** RFC 9421 B.2 request (body not needed for the bases). */
-const REQUEST: VectorRequest = {
-  method: 'POST',
-  url: 'https://example.com/foo?param=Value&Pet=dog',
-  headers: {
-    host: 'example.com',
-    date: 'Tue, 20 Apr 2021 02:07:55 GMT',
-    'content-type': 'application/json',
-    'content-digest': 'sha-512=:WZDPaVn/7XgHaAy8pmojAkGWoRx2UFChF41A2svX+TaPm+AbwAgBWnrIiYllu7BNNyealdVLvRwEmTHWXvJwew==:',
-    'content-length': '18',
-  },
-  body: '{"hello": "world"}',
-}
+const REQUEST: VectorRequest = RFC9421_REQUEST
 
 const DIGEST_LINE = '"content-digest": sha-512=:WZDPaVn/7XgHaAy8pmojAkGWoRx2UFChF41A2svX+TaPm+AbwAgBWnrIiYllu7BNNyealdVLvRwEmTHWXvJwew==:'
 
@@ -53,17 +44,12 @@ const BASES: readonly (readonly [string, string, string, readonly string[]])[] =
     ['"date": Tue, 20 Apr 2021 02:07:55 GMT', '"@method": POST', '"@path": /foo', '"@query": ?param=Value&Pet=dog', '"@authority": example.com', '"content-type": application/json', DIGEST_LINE, '"content-length": 18'],
   ],
   ['B.2.5', 'header fields and @authority only', '("date" "@authority" "content-type");created=1618884473;keyid="test-shared-secret"', ['"date": Tue, 20 Apr 2021 02:07:55 GMT', '"@authority": example.com', '"content-type": application/json']],
-  [
-    'B.2.6',
-    'the Ed25519 example',
-    '("date" "@method" "@path" "@authority" "content-type" "content-length");created=1618884473;keyid="test-key-ed25519"',
-    ['"date": Tue, 20 Apr 2021 02:07:55 GMT', '"@method": POST', '"@path": /foo', '"@authority": example.com', '"content-type": application/json', '"content-length": 18'],
-  ],
+  ['B.2.6', 'the Ed25519 example', RFC9421_B26.signatureInput, RFC9421_B26.componentLines],
 ]
 
 const baseOf = (input: string, lines: readonly string[]): string => [...lines, `"@signature-params": ${input}`].join('\n')
 const B26_BASE = baseOf(BASES[4]![2], BASES[4]![3])
-const B26_SIGNATURE = 'wqcAqbmYJ2ji2glfAMaRy4gruYYnx2nEFN2HN6jrnDnQCK1u02Gb04v9EDgwUPiu4A0w6vuQv5lIp5WPpBKRCw=='
+const B26_SIGNATURE = RFC9421_B26.signature
 const B24_BASE = [
   '"@status": 200',
   '"content-type": application/json',

@@ -29,10 +29,8 @@ import {
   type MessageView,
   type PublicJwk,
 } from '../../src/protocol/index.js'
+import { numRuns } from '../helpers/property.js'
 
-const numRuns = process.env['CI'] !== undefined ? 10_000 : 1_000
-// Replay a reported failure with FC_SEED=<seed> (fast-check prints it with the counterexample).
-if (process.env['FC_SEED'] !== undefined) fc.configureGlobal({ seed: Number(process.env['FC_SEED']) })
 /** For properties that do real signing per run. */
 const cryptoRuns = Math.max(100, numRuns / 10)
 

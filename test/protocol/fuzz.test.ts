@@ -38,12 +38,8 @@ import {
   type SignatureKeyMember,
 } from '../../src/protocol/index.js'
 import { fakeIssuer, fakeNetwork, jwksFor } from '../helpers/issuers.js'
-
-const numRuns = process.env['CI'] !== undefined ? 10_000 : 1_000
-// Replay a reported failure with FC_SEED=<seed> (fast-check prints it with the counterexample).
-if (process.env['FC_SEED'] !== undefined) fc.configureGlobal({ seed: Number(process.env['FC_SEED']) })
-const NOW = Date.UTC(2027, 0, 15, 12, 0, 0)
-const NOW_S = NOW / 1000
+import { numRuns } from '../helpers/property.js'
+import { NOW, NOW_S } from '../helpers/world.js'
 
 type ErrorClass = abstract new (...args: never[]) => Error
 

@@ -5,8 +5,6 @@
  * baseline (the "accepted" table) by one thing. The clock is fixed; keys are discovered through
  * the in-memory network behind the real egress admission check.
  */
-import { createPrivateKey } from 'node:crypto'
-import { SignJWT } from 'jose'
 import type { BareItem } from 'structured-headers'
 import { describe, expect, it } from 'vitest'
 import {
@@ -35,15 +33,9 @@ import {
   type VerifiedSignature,
   type AAuthContext,
 } from '../../src/protocol/index.js'
-import { fakeIssuer, fakeNetwork, type FakeIssuer, type FakeNetwork } from '../helpers/issuers.js'
+import { fakeNetwork, type FakeIssuer, type FakeNetwork } from '../helpers/issuers.js'
+import { AP, applyPatch, AS, b64json, fakeIssuers, mintToken, NOW, NOW_S, PS, RES, type Issuers, type Kind, type Patch } from '../helpers/world.js'
 
-const NOW = Date.UTC(2027, 0, 15, 12, 0, 0)
-const NOW_S = NOW / 1000
-const AP = 'https://agents.example'
-const PS = 'https://ps.example'
-const AS = 'https://as.example'
-const RES = 'https://api.example'
-const AGENT_ID = 'aauth:bot@agents.example'
 const BASE = ['@method', '@authority', '@path', 'signature-key'] as const
 const BODY = ['content-type', 'content-digest'] as const
 
@@ -55,13 +47,9 @@ interface Keyed {
   publicJwk: PublicJwk
 }
 
-interface World {
+interface World extends Issuers {
   net: FakeNetwork
   clock: { ms: number }
-  ap: FakeIssuer
-  ps: FakeIssuer
-  as: FakeIssuer
-  res: FakeIssuer
   agent: Keyed
   other: Keyed
   jwks: JwksCache
@@ -75,57 +63,19 @@ async function keyed(alg: 'Ed25519' | 'ES256' = 'Ed25519'): Promise<Keyed> {
 async function world(): Promise<World> {
   const net = fakeNetwork()
   const clock = { ms: NOW }
-  const endpoints = (iss: string): Record<string, string> => ({ auth_token_endpoint: `${iss}/token`, person_token_endpoint: `${iss}/person-token` })
-  const ap = await fakeIssuer(net, AP, 'aauth-agent.json')
-  const ps = await fakeIssuer(net, PS, 'aauth-person.json', endpoints(PS))
-  const as = await fakeIssuer(net, AS, 'aauth-access.json', { auth_token_endpoint: `${AS}/token` })
-  const res = await fakeIssuer(net, RES, 'aauth-resource.json')
+  const issuers = await fakeIssuers(net)
   // Every discovery fetch passes egress admission first, as the production fetcher does.
   const fetcher: EgressFetcher = async (url) => {
     admitUrl(url)
     return net.fetcher(url)
   }
   const jwks = new JwksCache({ fetcher, now: () => clock.ms })
-  return { net, clock, ap, ps, as, res, agent: await keyed(), other: await keyed(), jwks }
+  return { net, clock, ...issuers, agent: await keyed(), other: await keyed(), jwks }
 }
 
 // ---------------------------------------------------------------------------------------------
-// Tokens: default claims per type, patched per row (a patch value of `undefined` deletes).
-
-type Kind = 'agent' | 'person' | 'auth' | 'resource'
-type Patch = Record<string, unknown>
-const TYP: Record<Kind, string> = { agent: 'aa-agent+jwt', person: 'aa-person+jwt', auth: 'aa-auth+jwt', resource: 'aa-resource+jwt' }
-
-async function defaults(w: World, kind: Kind): Promise<{ issuer: FakeIssuer; claims: Patch }> {
-  const t = { jti: `${kind}-jti-1`, iat: Math.floor(w.clock.ms / 1000), exp: Math.floor(w.clock.ms / 1000) + 3000 }
-  const cnf = { jwk: w.agent.publicJwk }
-  switch (kind) {
-    case 'agent':
-      return { issuer: w.ap, claims: { iss: AP, dwk: 'aauth-agent.json', sub: AGENT_ID, ps: PS, cnf, ...t } }
-    case 'person':
-      return { issuer: w.ps, claims: { iss: PS, dwk: 'aauth-person.json', aud: RES, sub: 'user-1', cnf, ...t } }
-    case 'auth':
-      return { issuer: w.as, claims: { iss: AS, dwk: 'aauth-access.json', aud: RES, ps: PS, sub: 'user-1', scope: 'read', cnf, ...t } }
-    case 'resource':
-      return {
-        issuer: w.res,
-        claims: { iss: RES, dwk: 'aauth-resource.json', aud: PS, ps: PS, sub: 'user-1', presented_jti: 'p-1', agent_jkt: await jwkThumbprint(w.agent.publicJwk), ...t, exp: t.iat + 300 },
-      }
-  }
-}
-
-function b64json(v: unknown): string {
-  return Buffer.from(JSON.stringify(v)).toString('base64url')
-}
-
-function applyPatch(base: Patch, patch: Patch): Patch {
-  const out = { ...base }
-  for (const [k, v] of Object.entries(patch)) {
-    if (v === undefined) delete out[k]
-    else out[k] = v
-  }
-  return out
-}
+// Tokens: a valid token per type (test/helpers/world.ts), patched per row (a patch value of
+// `undefined` deletes).
 
 /**
  * Mints a token of `kind` with `patch` applied to its claims and `header` to its JOSE header,
@@ -133,13 +83,8 @@ function applyPatch(base: Patch, patch: Patch): Patch {
  * for `alg: none`, unsigned with a junk signature segment unless `sig` is given).
  */
 async function mint(w: World, kind: Kind, patch: Patch = {}, header: Patch = {}, signWith?: FakeIssuer, sig = 'AAAA'): Promise<string> {
-  const { issuer, claims } = await defaults(w, kind)
-  const payload = applyPatch(claims, patch)
-  const key = (signWith ?? issuer).key
-  const h = applyPatch({ typ: TYP[kind], alg: key.privateJwk.alg, kid: key.kid }, header)
-  if (h['alg'] === 'none') return `${b64json(h)}.${b64json(payload)}.${sig}`
-  const secret = h['alg'] === 'HS256' ? Buffer.from(issuer.publicJwk.x as string, 'base64url') : createPrivateKey({ key: key.privateJwk as never, format: 'jwk' })
-  return new SignJWT(payload).setProtectedHeader(h as { alg: string }).sign(secret)
+  const binding = { iat: Math.floor(w.clock.ms / 1000), cnfJwk: w.agent.publicJwk, agentJkt: await jwkThumbprint(w.agent.publicJwk) }
+  return mintToken(w, kind, binding, { patch, header, signWith, noneSignature: sig })
 }
 
 const token =

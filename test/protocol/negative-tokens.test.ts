@@ -4,8 +4,6 @@
  * `toParameterError` turns that into the parameter's own 400 body code (CHECKLIST TOK-11, ERR-02,
  * NEG-PS-*, NEG-RES-*, TOK-PT-*, TOK-AT-*, TOK-RT-*, TOK-AG-*).
  */
-import { createPrivateKey } from 'node:crypto'
-import { SignJWT } from 'jose'
 import { describe, expect, it } from 'vitest'
 import {
   createAgentToken,
@@ -32,20 +30,10 @@ import {
   type ResourceTokenVerifyOptions,
   type SignatureErrorCode,
 } from '../../src/protocol/index.js'
-import { fakeIssuer, fakeNetwork, type FakeIssuer } from '../helpers/issuers.js'
+import { fakeNetwork } from '../helpers/issuers.js'
+import { AP, AS, fakeIssuers, mintToken, NOW, NOW_S, PS, RES, type Issuers, type Kind, type Patch } from '../helpers/world.js'
 
-const NOW = Date.UTC(2027, 0, 15, 12, 0, 0)
-const NOW_S = NOW / 1000
-const AP = 'https://agents.example'
-const PS = 'https://ps.example'
-const AS = 'https://as.example'
-const RES = 'https://api.example'
-
-interface World {
-  ap: FakeIssuer
-  ps: FakeIssuer
-  as: FakeIssuer
-  res: FakeIssuer
+interface World extends Issuers {
   agentJwk: PublicJwk
   jkt: string
   jwks: JwksCache
@@ -53,50 +41,16 @@ interface World {
 
 async function world(): Promise<World> {
   const net = fakeNetwork()
-  const ap = await fakeIssuer(net, AP, 'aauth-agent.json')
-  const ps = await fakeIssuer(net, PS, 'aauth-person.json', { auth_token_endpoint: `${PS}/token`, person_token_endpoint: `${PS}/person-token` })
-  const as = await fakeIssuer(net, AS, 'aauth-access.json', { auth_token_endpoint: `${AS}/token` })
-  const res = await fakeIssuer(net, RES, 'aauth-resource.json')
+  const issuers = await fakeIssuers(net)
   const { publicJwk } = await generateKeyPair()
-  return { ap, ps, as, res, agentJwk: publicJwk, jkt: await jwkThumbprint(publicJwk), jwks: new JwksCache({ fetcher: net.fetcher, now: () => NOW }) }
+  return { ...issuers, agentJwk: publicJwk, jkt: await jwkThumbprint(publicJwk), jwks: new JwksCache({ fetcher: net.fetcher, now: () => NOW }) }
 }
 
-type Kind = 'agent' | 'person' | 'auth' | 'resource'
-type Patch = Record<string, unknown>
-const TYP: Record<Kind, string> = { agent: 'aa-agent+jwt', person: 'aa-person+jwt', auth: 'aa-auth+jwt', resource: 'aa-resource+jwt' }
 const MISSION = Buffer.alloc(32, 9).toString('base64url')
 
-function defaults(w: World, kind: Kind): { issuer: FakeIssuer; claims: Patch } {
-  const t = { jti: `${kind}-jti-1`, iat: NOW_S, exp: NOW_S + 3000 }
-  const cnf = { jwk: w.agentJwk }
-  switch (kind) {
-    case 'agent':
-      return { issuer: w.ap, claims: { iss: AP, dwk: 'aauth-agent.json', sub: 'aauth:bot@agents.example', ps: PS, cnf, ...t } }
-    case 'person':
-      return { issuer: w.ps, claims: { iss: PS, dwk: 'aauth-person.json', aud: RES, sub: 'user-1', cnf, ...t } }
-    case 'auth':
-      return { issuer: w.as, claims: { iss: AS, dwk: 'aauth-access.json', aud: RES, ps: PS, sub: 'user-1', scope: 'read', cnf, ...t } }
-    case 'resource':
-      return { issuer: w.res, claims: { iss: RES, dwk: 'aauth-resource.json', aud: PS, ps: PS, sub: 'user-1', presented_jti: 'p-1', agent_jkt: w.jkt, scope: 'read', ...t, exp: NOW_S + 300 } }
-  }
-}
-
-function applyPatch(base: Patch, patch: Patch): Patch {
-  const out = { ...base }
-  for (const [k, v] of Object.entries(patch)) {
-    if (v === undefined) delete out[k]
-    else out[k] = v
-  }
-  return out
-}
-
 /** A token of `kind` with patched claims/header, signed by the kind's issuer (or `signer`). */
-async function mint(w: World, kind: Kind, patch: Patch = {}, header: Patch = {}, signer?: keyof Pick<World, 'ap' | 'ps' | 'as' | 'res'>): Promise<string> {
-  const { issuer, claims } = defaults(w, kind)
-  const key = (signer === undefined ? issuer : w[signer]).key
-  const h = applyPatch({ typ: TYP[kind], alg: key.privateJwk.alg, kid: key.kid }, header)
-  if (h['alg'] === 'none') return `${Buffer.from(JSON.stringify(h)).toString('base64url')}.${Buffer.from(JSON.stringify(applyPatch(claims, patch))).toString('base64url')}.AAAA`
-  return new SignJWT(applyPatch(claims, patch)).setProtectedHeader(h as { alg: string }).sign(createPrivateKey({ key: key.privateJwk as never, format: 'jwk' }))
+function mint(w: World, kind: Kind, patch: Patch = {}, header: Patch = {}, signer?: keyof Issuers): Promise<string> {
+  return mintToken(w, kind, { iat: NOW_S, cnfJwk: w.agentJwk, agentJkt: w.jkt }, { patch, header, signWith: signer === undefined ? undefined : w[signer] })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -120,7 +74,7 @@ interface Row {
   kind?: Kind
   patch?: Patch
   header?: Patch
-  signer?: keyof Pick<World, 'ap' | 'ps' | 'as' | 'res'>
+  signer?: keyof Issuers
   setup?: (w: World) => void
   options?: (w: World) => Opts
   code: SignatureErrorCode
@@ -242,7 +196,7 @@ interface Ok {
   id: string
   verifier: Verifier
   patch?: Patch
-  signer?: keyof Pick<World, 'ap' | 'ps' | 'as' | 'res'>
+  signer?: keyof Issuers
   options?: (w: World) => Opts
 }
 

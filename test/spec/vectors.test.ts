@@ -1,5 +1,7 @@
 /**
- * Runs every file in `spec/vectors/` (format: `spec/README.md`). One `describe.each` over the
+ * Runs every file `scripts/gen-vectors.ts` writes to `spec/vectors/` (format: `spec/README.md`).
+ * The `extended/` subdirectory is a different set in a different format, run by
+ * `test/vectors/independent.test.ts`; this runner never reads it. One `describe.each` over the
  * files; each file's `kind` picks the table of cases built for its vectors:
  *
  * - positive vectors are reproduced from their inputs (same base, same signature / JWT bytes) and
@@ -14,7 +16,7 @@
  */
 
 import { createPublicKey, verify as nodeVerify } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { verifyAsync as nobleVerify } from '@noble/ed25519'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
@@ -66,7 +68,10 @@ import { fakeNetwork, jwksFor } from '../helpers/issuers.js'
 /** What the generator produces now; the committed files must be exactly this. */
 const GENERATED = await generateVectors()
 
-/** The committed files of the kinds this runner knows (other JSON in the directory is not ours). */
+/**
+ * The committed files of the kinds this runner knows, by the generator's own file names: other
+ * JSON in the directory is not ours, and nothing below `spec/vectors/extended/` is ever read.
+ */
 const FILES = Object.keys(GENERATED)
   .sort()
   .map((name) => ({ name, text: readFileSync(resolve(VECTORS_DIR, name), 'utf8') }))
@@ -432,6 +437,11 @@ describe('spec/vectors', () => {
         'negative.json',
       ]),
     )
+  })
+
+  it('leaves the extended/ subdirectory to test/vectors/independent.test.ts', () => {
+    expect(readdirSync(VECTORS_DIR, { withFileTypes: true }).find((e) => e.name === 'extended')?.isDirectory()).toBe(true)
+    expect(FILES.filter((f) => f.name.includes('/') || f.name.startsWith('extended'))).toEqual([])
   })
 
   it('negative vector ids are unique CHECKLIST Part 6 ids', () => {

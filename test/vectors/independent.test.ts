@@ -4,8 +4,14 @@
  * outcomes from the CHECKLIST), so a pass here is agreement between two independent
  * implementations, not the library agreeing with itself.
  *
+ * They are published in `spec/vectors/extended/`. The generator is run over that copy (which keeps
+ * its ES256 signatures), so the cases below run on exactly the published vectors, and the last
+ * block checks the copy is byte for byte what the generator writes.
+ *
  * The wall clock is pinned far from the vectors' time: every clock must be the injected one.
  */
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import {
   createContentDigest,
@@ -47,10 +53,13 @@ import {
   type AAuthContext,
 } from '../../src/protocol/index.js'
 import { base32 } from '../../scripts/vectors/crypto.js'
-import { buildVectorFiles } from '../../scripts/vectors/index.js'
+import { EXTENDED_VECTORS_DIR, readVectorFiles } from '../../scripts/vectors/files.js'
+import { buildVectorFiles, serialize, VECTOR_FILE_NAMES, type VectorFiles } from '../../scripts/vectors/index.js'
 import type { HeaderVector, KeysFile, Network, RfcVector, SignVector, TokensFile, VectorFile, VerifiedIdentity, VerifyFile } from '../../scripts/vectors/types.js'
 
-const files = buildVectorFiles()
+/** The published copy, and the generator's output over it (identical while the copy is current). */
+const published = readVectorFiles(EXTENDED_VECTORS_DIR)
+const files = buildVectorFiles(published)
 const keys = (files['keys.json'] as KeysFile).keys
 const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s)
 const fromB64 = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'base64'))
@@ -274,5 +283,31 @@ describe('the generator', () => {
       const ids = ((f as { vectors?: { id: string }[] }).vectors ?? []).map((v) => v.id)
       expect(new Set(ids).size, name).toBe(ids.length)
     }
+  })
+})
+
+/** ES256 signatures (base64) in a set of files; they are randomized, so a fresh build has others. */
+function es256Signatures(f: VectorFiles): string[] {
+  const sign = f['sign.json'] as VectorFile<SignVector>
+  return sign.vectors.filter((v) => !v.deterministic).map((v) => /=:([^:]*):$/.exec(v.output.headers['signature']!)![1]!)
+}
+
+describe('spec/vectors/extended', () => {
+  it('holds one file per group', () => {
+    expect(Object.keys(published).sort()).toEqual([...VECTOR_FILE_NAMES].sort())
+    expect(Object.keys(files)).toEqual([...VECTOR_FILE_NAMES])
+  })
+  it.each(VECTOR_FILE_NAMES.map((name) => [name] as const))('%s is byte for byte what the generator writes', (name) => {
+    expect(serialize(files[name])).toBe(readFileSync(join(EXTENDED_VECTORS_DIR, name), 'utf8'))
+  })
+  it('a fresh build, without the published ES256 signatures, differs from it in those signatures only', () => {
+    const masked = (f: VectorFiles): string => es256Signatures(f).reduce((text, sig) => text.replaceAll(sig, '<ES256>'), JSON.stringify(f))
+    const fresh = buildVectorFiles()
+    expect(es256Signatures(fresh).length).toBeGreaterThan(0)
+    expect(masked(fresh)).toBe(masked(published))
+  })
+  it('every file is described in spec/README.md', () => {
+    const readme = readFileSync(join(EXTENDED_VECTORS_DIR, '..', '..', 'README.md'), 'utf8')
+    for (const name of VECTOR_FILE_NAMES) expect(readme, name).toContain(`\`extended/${name}\``)
   })
 })
