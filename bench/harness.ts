@@ -2,10 +2,11 @@
  * Measurement core of the benchmark: interleaved candidate/baseline rounds, medians, and output.
  *
  * The machine is small (2 cores) and shared, so absolute ops/s drift by tens of percent between
- * runs. Every figure is therefore a ratio against a baseline measured in the same process, in
- * alternating rounds (A B, B A, A B, …), and the reported ratio is the median of the per-round
- * paired ratios. `value` and `baseline` are the medians of each side's rounds, so `ratio` is close
- * to, but not exactly, `value / baseline`.
+ * runs and other processes come and go within a run. Every figure is therefore a ratio against a
+ * baseline measured in the same process, in many short alternating slices (A B, B A, A B, …); the
+ * reported ratio is the median of the per-pair ratios, so a burst of outside load that hits a few
+ * slices does not move it. `value` and `baseline` are the medians of each side's slices, so
+ * `ratio` is close to, but not exactly, `value / baseline`.
  */
 
 import { runInNewContext } from 'node:vm'
@@ -44,11 +45,18 @@ export function meets(t: Target | null, value: number, ratio: number): boolean |
   return t.op === '>=' ? x >= t.limit : x < t.limit
 }
 
-export function median(xs: readonly number[]): number {
+/** Linear-interpolated quantile, `q` in [0, 1]. */
+export function quantile(xs: readonly number[], q: number): number {
   if (xs.length === 0) return NaN
   const s = [...xs].sort((a, b) => a - b)
-  const mid = s.length >> 1
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
+  const pos = (s.length - 1) * q
+  const lo = Math.floor(pos)
+  const hi = Math.ceil(pos)
+  return s[lo]! + (s[hi]! - s[lo]!) * (pos - lo)
+}
+
+export function median(xs: readonly number[]): number {
+  return quantile(xs, 0.5)
 }
 
 /** Rounds to 3 significant digits (keeps the JSON lines short and readable). */
@@ -66,6 +74,7 @@ let gcFn: (() => void) | null | undefined
  */
 export function getGc(): (() => void) | null {
   if (gcFn !== undefined) return gcFn
+  if (process.env['BENCH_NO_GC'] === '1') return (gcFn = null)
   const g = (globalThis as { gc?: () => void }).gc
   if (typeof g === 'function') return (gcFn = g)
   try {
@@ -78,64 +87,83 @@ export function getGc(): (() => void) | null {
   return gcFn
 }
 
-/** Something whose throughput can be measured for a given wall time; resolves to ops/s. */
+/** Throughput of one slice: per wall-clock second, and per second of process CPU time. */
+export interface Rate {
+  readonly wall: number
+  readonly cpu: number
+}
+
+/** Something whose throughput can be measured for a given wall time. */
 export interface Side {
-  run(durationMs: number): Promise<number>
+  run(durationMs: number): Promise<Rate>
+}
+
+/** Runs `body` (which returns its op count) and turns it into a {@link Rate}. */
+async function rate(body: () => Promise<number> | number): Promise<Rate> {
+  const c0 = process.cpuUsage()
+  const t0 = performance.now()
+  const n = await body()
+  const wallS = (performance.now() - t0) / 1000
+  const c = process.cpuUsage(c0)
+  const cpuS = (c.user + c.system) / 1e6
+  return { wall: n / wallS, cpu: cpuS > 0 ? n / cpuS : NaN }
 }
 
 /** A synchronous operation, called in batches between clock reads. */
 export function syncSide(fn: () => unknown, batch = 32): Side {
   return {
-    async run(ms) {
-      let n = 0
-      const t0 = performance.now()
-      let t = t0
-      while ((t = performance.now()) - t0 < ms) {
-        for (let i = 0; i < batch; i++) fn()
-        n += batch
-      }
-      return n / ((t - t0) / 1000)
-    },
+    run: (ms) =>
+      rate(() => {
+        let n = 0
+        const t0 = performance.now()
+        while (performance.now() - t0 < ms) {
+          for (let i = 0; i < batch; i++) fn()
+          n += batch
+        }
+        return n
+      }),
   }
 }
 
 /** An asynchronous operation awaited one at a time (one request in flight). */
 export function sequentialSide(fn: () => Promise<unknown>, batch = 32): Side {
   return {
-    async run(ms) {
-      let n = 0
-      const t0 = performance.now()
-      let t = t0
-      while ((t = performance.now()) - t0 < ms) {
-        for (let i = 0; i < batch; i++) await fn()
-        n += batch
-      }
-      return n / ((t - t0) / 1000)
-    },
+    run: (ms) =>
+      rate(async () => {
+        let n = 0
+        const t0 = performance.now()
+        while (performance.now() - t0 < ms) {
+          for (let i = 0; i < batch; i++) await fn()
+          n += batch
+        }
+        return n
+      }),
   }
 }
 
 /** An asynchronous operation with `inFlight` calls outstanding at all times until the deadline. */
 export function concurrentSide(fn: () => Promise<unknown>, inFlight: number): Side {
   return {
-    async run(ms) {
-      let n = 0
-      const t0 = performance.now()
-      const deadline = t0 + ms
-      const worker = async (): Promise<void> => {
-        while (performance.now() < deadline) {
-          await fn()
-          n++
+    run: (ms) =>
+      rate(async () => {
+        let n = 0
+        const deadline = performance.now() + ms
+        const worker = async (): Promise<void> => {
+          while (performance.now() < deadline) {
+            await fn()
+            n++
+          }
         }
-      }
-      await Promise.all(Array.from({ length: inFlight }, worker))
-      return n / ((performance.now() - t0) / 1000)
-    },
+        await Promise.all(Array.from({ length: inFlight }, worker))
+        return n
+      }),
   }
 }
 
 export interface CompareOptions {
+  /** Number of candidate/baseline pairs. */
   readonly rounds: number
+  /** Wall time of each side's slice. */
   readonly roundMs: number
   readonly warmupMs: number
 }
@@ -147,17 +175,27 @@ export interface Comparison {
   readonly baseline: number
   /** Median of per-round candidate/baseline ratios. */
   readonly ratio: number
-  readonly ratioMin: number
-  readonly ratioMax: number
+  /** Interquartile range of the per-pair ratios. */
+  readonly ratioP25: number
+  readonly ratioP75: number
+  /**
+   * Median per-pair ratio of ops per second of process CPU time (all threads: GC helpers, JIT,
+   * libuv pool). Diagnostic: below `ratio` when the candidate also keeps other threads busy.
+   */
+  readonly cpuRatio: number
   readonly rounds: number
 }
 
 /**
- * Warms both sides up, then runs `rounds` interleaved rounds, alternating which side goes first,
- * with a GC (when available) before every measured run so neither side pays the other's garbage.
+ * Warms both sides up, then runs `rounds` interleaved pairs of slices, alternating which side
+ * goes first. The baseline allocates next to nothing, so it rarely pays for the candidate's
+ * garbage; the candidate pays its own GC, as it would in production.
  */
 export async function compare(candidate: Side, baseline: Side, o: CompareOptions): Promise<Comparison> {
-  const gc = getGc()
+  // One collection before the warm-up, none between slices: a forced full GC clears type
+  // feedback (inline caches), so the JS-heavy candidate would re-warm after every slice while the
+  // raw-crypto baseline barely notices (measured: 0.5 vs 0.82 on the concurrent figure).
+  getGc()?.()
   for (let i = 0; i < 2; i++) {
     await candidate.run(o.warmupMs / 4)
     await baseline.run(o.warmupMs / 4)
@@ -165,25 +203,23 @@ export async function compare(candidate: Side, baseline: Side, o: CompareOptions
   const cs: number[] = []
   const bs: number[] = []
   const rs: number[] = []
+  const cpu: number[] = []
   for (let r = 0; r < o.rounds; r++) {
-    let c: number
-    let b: number
+    let c: Rate
+    let b: Rate
     if (r % 2 === 0) {
-      gc?.()
       c = await candidate.run(o.roundMs)
-      gc?.()
       b = await baseline.run(o.roundMs)
     } else {
-      gc?.()
       b = await baseline.run(o.roundMs)
-      gc?.()
       c = await candidate.run(o.roundMs)
     }
-    cs.push(c)
-    bs.push(b)
-    rs.push(c / b)
+    cs.push(c.wall)
+    bs.push(b.wall)
+    rs.push(c.wall / b.wall)
+    cpu.push(c.cpu / b.cpu)
   }
-  return { value: median(cs), baseline: median(bs), ratio: median(rs), ratioMin: Math.min(...rs), ratioMax: Math.max(...rs), rounds: o.rounds }
+  return { value: median(cs), baseline: median(bs), ratio: median(rs), ratioP25: quantile(rs, 0.25), ratioP75: quantile(rs, 0.75), cpuRatio: median(cpu), rounds: o.rounds }
 }
 
 /** Builds a figure from a comparison. */
@@ -197,22 +233,23 @@ export function figureFrom(name: string, unit: string, c: Comparison, target: Ta
     target: targetString(target, unit),
     pass: meets(target, c.value, c.ratio),
     note,
-    details: { ratioMin: sig3(c.ratioMin), ratioMax: sig3(c.ratioMax), rounds: c.rounds, ...details },
+    details: { ratioP25: sig3(c.ratioP25), ratioP75: sig3(c.ratioP75), cpuRatio: sig3(c.cpuRatio), pairs: c.rounds, ...details },
   }
 }
 
 /** The aligned, human-readable table (for stderr). */
 export function table(figures: readonly Figure[]): string {
   const rows = [
-    ['figure', 'value', 'unit', 'baseline', 'ratio', 'spread', 'target', 'result'],
+    ['figure', 'value', 'unit', 'baseline', 'ratio', 'ratio IQR', 'cpu ratio', 'target', 'result'],
     ...figures.map((f) => {
       const d = f.details ?? {}
-      const spread = typeof d['ratioMin'] === 'number' ? `${d['ratioMin']}–${d['ratioMax']}` : ''
-      return [f.name, String(f.value), f.unit, String(f.baseline), String(f.ratio), spread, f.target ?? '(info)', f.pass === null ? '' : f.pass ? 'PASS' : 'FAIL']
+      const spread = typeof d['ratioP25'] === 'number' ? `${d['ratioP25']}–${d['ratioP75']}` : ''
+      const cpu = typeof d['cpuRatio'] === 'number' ? String(d['cpuRatio']) : ''
+      return [f.name, String(f.value), f.unit, String(f.baseline), String(f.ratio), spread, cpu, f.target ?? '(info)', f.pass === null ? '' : f.pass ? 'PASS' : 'FAIL']
     }),
   ]
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
-  const numeric = new Set([1, 3, 4])
+  const numeric = new Set([1, 3, 4, 6])
   const line = (r: string[]): string => r.map((c, i) => (numeric.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd()
   return [line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n')
 }

@@ -50,6 +50,8 @@ const decoder = new TextDecoder('utf-8', { fatal: true })
 
 /** UTF-8 encode. */
 export function utf8(input: string): Uint8Array {
+  // Same bytes as TextEncoder (lone surrogates become U+FFFD in both), about 2× faster on Node.
+  if (hasBuffer) return NodeBuffer.from(input, 'utf8')
   return encoder.encode(input)
 }
 

@@ -51,11 +51,15 @@ export function tokenOrString(item: BareItem): string | undefined {
   return undefined
 }
 
+const SF_STRING_PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/
+
 /**
  * Serializes an sf-string (RFC 8941 §4.1.6). Throws `TypeError` for characters outside printable
  * ASCII, which cannot be represented.
  */
 export function sfString(value: string): string {
+  // Common case (JWTs, URLs, component names): nothing to escape.
+  if (SF_STRING_PLAIN.test(value)) return `"${value}"`
   let out = '"'
   for (let i = 0; i < value.length; i++) {
     const c = value.charCodeAt(i)

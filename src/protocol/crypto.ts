@@ -39,24 +39,40 @@ export interface PrivateJwk extends PublicJwk {
 
 type NodeCrypto = typeof import('node:crypto')
 
-async function loadNodeCrypto(): Promise<NodeCrypto | undefined> {
+/**
+ * `node:crypto` through `process.getBuiltinModule` (Node ≥ 20.16, Deno, Bun): synchronous, so the
+ * module has no top-level await and can be `require()`d from CommonJS on Node 20.19+.
+ */
+function loadNodeCrypto(): NodeCrypto | undefined {
   try {
-    const proc = (globalThis as { process?: { versions?: { node?: string } } }).process
-    if (proc?.versions?.node === undefined) return undefined
-    return await import('node:crypto')
+    const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process
+    return proc?.getBuiltinModule?.('node:crypto') as NodeCrypto | undefined
   } catch {
     return undefined
   }
 }
 
 /** `node:crypto` when available; `undefined` on WebCrypto-only runtimes. */
-export const nodeCrypto: NodeCrypto | undefined = await loadNodeCrypto()
+export const nodeCrypto: NodeCrypto | undefined = loadNodeCrypto()
 
 /** An imported verification key. Opaque outside this module. */
 export interface VerifyKey {
   readonly alg: SupportedAlgorithm
-  /** `node:crypto` KeyObject or WebCrypto CryptoKey. */
+  /** `node:crypto` KeyObject, WebCrypto CryptoKey, or (when `inline`) a JWK key input. */
   readonly handle: unknown
+  /** True when the key is used straight from its JWK, without a retained KeyObject. */
+  readonly inline?: boolean
+}
+
+/**
+ * A verification key that holds no native key object: Node parses the JWK on each use (a few
+ * microseconds). Used for a token's first request so that a flood of single-use tokens does not
+ * pin one native key per cache entry; the key is imported if the token is seen again. Ed25519 on
+ * Node only (`undefined` otherwise, and callers import).
+ */
+export function inlineVerifyKey(jwk: PublicJwk, alg: SupportedAlgorithm): VerifyKey | undefined {
+  if (nodeCrypto === undefined || alg !== 'Ed25519') return undefined
+  return { alg, handle: { key: publicOnly(jwk), format: 'jwk' }, inline: true }
 }
 
 /** Converts a JWK to a key handle; throws when the key material is not a valid public key. */
@@ -85,8 +101,8 @@ function publicOnly(jwk: PublicJwk): Record<string, string> {
 export function verifySignatureBytes(key: VerifyKey, data: Uint8Array, signature: Uint8Array, sync = false): Promise<boolean> | boolean {
   if (nodeCrypto !== undefined) {
     const nc = nodeCrypto
-    const k = key.handle as import('node:crypto').KeyObject
-    const keyArg = key.alg === 'Ed25519' ? k : { key: k, dsaEncoding: 'ieee-p1363' as const }
+    const k = key.handle as import('node:crypto').KeyObject | import('node:crypto').JsonWebKeyInput
+    const keyArg = key.alg === 'Ed25519' ? k : { key: k as import('node:crypto').KeyObject, dsaEncoding: 'ieee-p1363' as const }
     const digest = key.alg === 'Ed25519' ? null : 'sha256'
     if (sync) {
       try {

@@ -19,7 +19,7 @@
 
 import { BoundedCache } from '../lib/bounded-cache.js'
 import { EgressError, MetadataError, SignatureError } from './errors.js'
-import type { SupportedAlgorithm, VerifyKey, PublicJwk } from './crypto.js'
+import { inlineVerifyKey, type SupportedAlgorithm, type VerifyKey, type PublicJwk } from './crypto.js'
 import { isServerIdentifier, type IdentifierOptions } from './identifiers.js'
 import { checkPublicJwk, importPublicJwk, jwkThumbprint } from './jwk.js'
 import type { JwksCache } from './jwks.js'
@@ -29,7 +29,7 @@ import { decodeJwt, TOKEN_TYPE, type TokenType } from './tokens/common.js'
 import { verifyAgentToken, type AgentTokenClaims } from './tokens/agent-token.js'
 import { verifyPersonToken, type PersonTokenClaims } from './tokens/person-token.js'
 import { verifyAuthToken, type AuthTokenClaims } from './tokens/auth-token.js'
-import { verifyRequestSignature, type ReplayCache, type ResolvedKey, type VerifiedSignature } from './verification.js'
+import { verifyRequestSignature, type ReplayCache, type ResolvedKey, type VerifiedSignature, type VerifyRequestOptions } from './verification.js'
 import type { MessageView, RequestLike } from './signature-base.js'
 
 /** Which token signed the request, with its verified claims. */
@@ -83,7 +83,8 @@ export interface RequestVerifierOptions extends IdentifierOptions {
 /** A cached, verified token. */
 export interface CachedToken {
   readonly context: TokenContext
-  readonly resolved: ResolvedKey<TokenContext>
+  /** Replaced once, when a token seen again gets its key imported (see `inlineVerifyKey`). */
+  resolved: ResolvedKey<TokenContext>
   /** `exp` in seconds. */
   readonly exp: number
 }
@@ -154,14 +155,28 @@ export function createRequestVerifier(options: RequestVerifierOptions): RequestV
   }
   const schemes = options.acceptServerSignatures === true ? ['jwt', 'jwks_uri'] : ['jwt']
 
-  async function resolveJwt(jwt: string): Promise<ResolvedKey<TokenContext>> {
+  /** The cached path, synchronous unless a revocation lookup is configured (the steady state). */
+  function resolveJwt(jwt: string): ResolvedKey<TokenContext> | Promise<ResolvedKey<TokenContext>> {
     const cached = tokenCache.get(jwt)
-    if (cached !== undefined) {
-      if (cached.exp <= Math.floor(now() / 1000)) throw new SignatureError('expired_jwt', 'JWT has expired')
-      const c = cached.context.claims
-      if (options.isRevoked !== undefined && (await options.isRevoked(c.iss, c.jti))) throw new SignatureError('revoked_jwt', 'JWT has been revoked by its issuer')
+    if (cached === undefined) return resolveJwtCold(jwt)
+    if (cached.exp <= Math.floor(now() / 1000)) throw new SignatureError('expired_jwt', 'JWT has expired')
+    if (cached.resolved.key.inline === true) return upgrade(cached)
+    if (options.isRevoked === undefined) return cached.resolved
+    const c = cached.context.claims
+    return Promise.resolve(options.isRevoked(c.iss, c.jti)).then((revoked) => {
+      if (revoked) throw new SignatureError('revoked_jwt', 'JWT has been revoked by its issuer')
       return cached.resolved
-    }
+    })
+  }
+
+  /** Second use of a token: import its key once, then take the cached path. */
+  async function upgrade(cached: CachedToken): Promise<ResolvedKey<TokenContext>> {
+    const r = cached.resolved
+    cached.resolved = { ...r, key: await importPublicJwk(r.jwk, { acceptedAlgorithms: [r.alg] }) }
+    return resolveJwt(cached.context.token)
+  }
+
+  async function resolveJwtCold(jwt: string): Promise<ResolvedKey<TokenContext>> {
     const typ = decodeJwt(jwt).header['typ']
     if (typeof typ !== 'string' || !(types as readonly string[]).includes(typ)) {
       throw new SignatureError('invalid_jwt', `a ${JSON.stringify(typ ?? null)} token is not accepted here`)
@@ -172,7 +187,8 @@ export function createRequestVerifier(options: RequestVerifierOptions): RequestV
     else if (typ === TOKEN_TYPE.person) context = { scheme: 'jwt', type: typ, token: jwt, claims: await verifyPersonToken(jwt, { ...withRevocation, audience: options.audience }) }
     else context = { scheme: 'jwt', type: TOKEN_TYPE.auth, token: jwt, claims: await verifyAuthToken(jwt, { ...withRevocation, audience: options.audience }) }
     const jwk = context.claims.cnf.jwk
-    const resolved = await resolvedFrom(jwk, jwk.alg as SupportedAlgorithm, context)
+    const alg = jwk.alg as SupportedAlgorithm
+    const resolved = await resolvedFrom(jwk, alg, context, inlineVerifyKey(jwk, alg))
     tokenCache.set(jwt, { context, resolved, exp: context.claims.exp })
     return resolved
   }
@@ -194,25 +210,25 @@ export function createRequestVerifier(options: RequestVerifierOptions): RequestV
     return resolvedFrom(found.jwk, alg, { scheme: 'jwks_uri', issuer: member.id, dwk, kid: member.kid })
   }
 
-  const resolveKey = async (member: SignatureKeyMember): Promise<ResolvedKey<AAuthContext>> => {
+  const resolveKey = (member: SignatureKeyMember): ResolvedKey<AAuthContext> | Promise<ResolvedKey<AAuthContext>> => {
     if (member.scheme === 'jwt') return resolveJwt(member.jwt)
     if (member.scheme === 'jwks_uri') return resolveServer(member)
     throw new SignatureError('unsupported_scheme', `scheme ${member.scheme} is not accepted`, { acceptSignatureScheme: schemes })
   }
 
+  // Built once: only the body varies per request.
+  const verifyOptions: VerifyRequestOptions<AAuthContext> = {
+    resolveKey,
+    acceptedSchemes: schemes,
+    now,
+    windowSec,
+    ...(options.requiredComponents === undefined ? {} : { requiredComponents: options.requiredComponents }),
+    ...(options.requireBodyComponents === undefined ? {} : { requireBodyComponents: options.requireBodyComponents }),
+    ...(options.replayCache === undefined ? {} : { replayCache: options.replayCache }),
+    ...(options.syncCrypto === undefined ? {} : { syncCrypto: options.syncCrypto }),
+  }
   return {
     tokenCache,
-    verify: (message, body) =>
-      verifyRequestSignature<AAuthContext>(message, {
-        resolveKey,
-        acceptedSchemes: schemes,
-        now,
-        windowSec,
-        ...(options.requiredComponents === undefined ? {} : { requiredComponents: options.requiredComponents }),
-        ...(options.requireBodyComponents === undefined ? {} : { requireBodyComponents: options.requireBodyComponents }),
-        ...(body === undefined ? {} : { body }),
-        ...(options.replayCache === undefined ? {} : { replayCache: options.replayCache }),
-        ...(options.syncCrypto === undefined ? {} : { syncCrypto: options.syncCrypto }),
-      }),
+    verify: (message, body) => verifyRequestSignature<AAuthContext>(message, body === undefined ? verifyOptions : { ...verifyOptions, body }),
   }
 }

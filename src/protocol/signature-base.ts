@@ -101,7 +101,7 @@ function missing(name: string): SignatureError {
  * @throws {SignatureError} `invalid_signature` when a covered header is absent or holds a newline,
  *   or a component name is not lowercase.
  */
-export function profileSignatureBase(m: MessageView, comps: readonly ComponentIdentifier[], rawParams: Parameters): string | undefined {
+export function profileSignatureBase(m: MessageView, comps: readonly ComponentIdentifier[], rawParams: Parameters, serializedParams?: string): string | undefined {
   assertDistinct(comps)
   let base = ''
   for (const c of comps) {
@@ -120,7 +120,7 @@ export function profileSignatureBase(m: MessageView, comps: readonly ComponentId
     }
     base += `"${name}": ${value}\n`
   }
-  return base + `"@signature-params": ${serializeSignatureParams(comps, rawParams)}`
+  return base + `"@signature-params": ${serializedParams ?? serializeSignatureParams(comps, rawParams)}`
 }
 
 type Httpbis = typeof import('http-message-signatures').httpbis

@@ -12,12 +12,14 @@
  * @module
  */
 
-import { encodeBase64 } from '../lib/base64url.js'
+import { encodeBase64, utf8 } from '../lib/base64url.js'
 import { CONTENT_DIGEST_HEADER, createContentDigest } from './digest.js'
 import { serializeSignatureKey, SIGNATURE_KEY_HEADER, type SignatureKeyMember } from './signature-key.js'
-import { components, serializeSignatureParams, signatureParamsMap, SIGNATURE_HEADER, SIGNATURE_INPUT_HEADER } from './signature-input.js'
-import { createSignatureBase, messageView } from './signature-base.js'
+import { components, signatureParamsMap, SIGNATURE_HEADER, SIGNATURE_INPUT_HEADER } from './signature-input.js'
+import { messageView, profileSignatureBase, referenceSignatureBase } from './signature-base.js'
 import type { Signer } from './crypto.js'
+
+const PARAMS_LINE = '"@signature-params": '
 
 /** Options of {@link signRequest}. */
 export interface SignRequestOptions {
@@ -56,6 +58,18 @@ export interface SignedRequestHeaders {
   readonly signatureBase?: string
 }
 
+// An agent sends the same token on every request until it renews it: keep the last serialization.
+let lastKey: { label: string; jwt: string; scheme: string; cache: boolean; value: string } | undefined
+
+function signatureKeyValue(label: string, member: SignatureKeyMember): string {
+  if (member.scheme !== 'jwt' && member.scheme !== 'jkt-jwt') return serializeSignatureKey({ [label]: member })
+  const k = lastKey
+  if (k !== undefined && k.label === label && k.jwt === member.jwt && k.scheme === member.scheme && k.cache === member.cache) return k.value
+  const value = serializeSignatureKey({ [label]: member })
+  lastKey = { label, jwt: member.jwt, scheme: member.scheme, cache: member.cache, value }
+  return value
+}
+
 /** The components the AAuth profile covers for a request. */
 export function profileComponents(url: URL, headers: Headers, hasBody: boolean, additional: readonly string[] = []): string[] {
   const list = ['@method', '@authority', '@path']
@@ -91,20 +105,22 @@ export async function signRequest(request: RequestToSign, options: SignRequestOp
     if (!headers.has('content-type')) throw new TypeError('a request with a body needs a Content-Type to sign')
     headers.set(CONTENT_DIGEST_HEADER, await createContentDigest(options.body!))
   }
-  headers.set(SIGNATURE_KEY_HEADER, serializeSignatureKey({ [label]: options.signatureKey }))
+  headers.set(SIGNATURE_KEY_HEADER, signatureKeyValue(label, options.signatureKey))
   const names = profileComponents(url, headers, hasBody, options.additionalComponents)
   const comps = components(names)
   const created = Math.floor((options.now ?? Date.now)() / 1000)
   const params = signatureParamsMap(options.expires === undefined ? { created } : { created, expires: options.expires })
   let base: string
   try {
-    base = await createSignatureBase(messageView({ method: request.method, url, headers }), comps, params)
+    const view = messageView({ method: request.method, url, headers })
+    base = profileSignatureBase(view, comps, params) ?? (await referenceSignatureBase(view, comps, params))
   } catch (cause) {
     throw new TypeError(`cannot sign: ${(cause as Error).message}`, { cause })
   }
-  const data = new TextEncoder().encode(base)
+  const data = utf8(base)
   const sig = options.signer.signSync !== undefined ? options.signer.signSync(data) : await options.signer.sign(data)
-  headers.set(SIGNATURE_INPUT_HEADER, `${label}=${serializeSignatureParams(comps, params)}`)
+  // The base ends with the serialized signature parameters: reuse them for Signature-Input.
+  headers.set(SIGNATURE_INPUT_HEADER, `${label}=${base.slice(base.lastIndexOf(PARAMS_LINE) + PARAMS_LINE.length)}`)
   headers.set(SIGNATURE_HEADER, `${label}=:${encodeBase64(sig)}:`)
   return options.exposeBase === true ? { headers, components: names, signatureBase: base } : { headers, components: names }
 }

@@ -16,13 +16,14 @@
  */
 
 import { BoundedCache } from '../lib/bounded-cache.js'
+import { utf8 } from '../lib/base64url.js'
 import { invalidValue } from '../lib/assert.js'
 import { HeaderError, SignatureError } from './errors.js'
 import { verifySignatureBytes, type PublicJwk, type SupportedAlgorithm, type VerifyKey } from './crypto.js'
 import { CONTENT_DIGEST_HEADER, verifyContentDigest } from './digest.js'
 import { interpretSignatureKeyMember, parseSignatureKey, SIGNATURE_KEY_HEADER, type SignatureKeyMember } from './signature-key.js'
 import { parseSignature, parseSignatureInput, SIGNATURE_HEADER, SIGNATURE_INPUT_HEADER, type SignatureInputEntry } from './signature-input.js'
-import { createSignatureBase, messageView, type MessageView, type RequestLike } from './signature-base.js'
+import { profileSignatureBase, referenceSignatureBase, messageView, type MessageView, type RequestLike } from './signature-base.js'
 
 /** The components every AAuth signature covers (main draft §Covered Components). */
 export const BASE_COMPONENTS = ['@method', '@authority', '@path', 'signature-key'] as const
@@ -42,7 +43,7 @@ export interface ResolvedKey<C = unknown> {
 }
 
 /** Step 5: turns the selected member into a verification key, or throws a `SignatureError`. */
-export type KeyResolver<C> = (member: SignatureKeyMember, input: SignatureInputEntry) => Promise<ResolvedKey<C>>
+export type KeyResolver<C> = (member: SignatureKeyMember, input: SignatureInputEntry) => ResolvedKey<C> | Promise<ResolvedKey<C>>
 
 /** A replay cache keyed by `(jkt, created, @method, @authority, @path)` (SIG-16). */
 export interface ReplayCache {
@@ -203,7 +204,8 @@ export async function verifyRequestSignature<C>(message: Request | RequestLike |
   const member = interpretSignatureKeyMember(raw)
 
   // Steps 5 and 6
-  const resolved = await options.resolveKey(member, input)
+  const pendingKey = options.resolveKey(member, input)
+  const resolved = pendingKey instanceof Promise ? await pendingKey : pendingKey
   const keyid = input.rawParams.get('keyid')
   if (keyid !== undefined && keyid !== resolved.thumbprint && keyid !== resolved.jwk.kid) {
     throw fail('invalid_signature', 'Signature-Input keyid names a different key than Signature-Key')
@@ -219,8 +221,10 @@ export async function verifyRequestSignature<C>(message: Request | RequestLike |
     if (digest === undefined) throw fail('invalid_signature', 'Content-Digest is covered but absent')
     await verifyContentDigest(digest, body)
   }
-  const base = await createSignatureBase(m, input.components, input.rawParams)
-  const ok = await verifySignatureBytes(resolved.key, new TextEncoder().encode(base), signature, options.syncCrypto === true)
+  // The lean builder is synchronous; only the reference path needs an await.
+  const base = profileSignatureBase(m, input.components, input.rawParams, input.serialized) ?? (await referenceSignatureBase(m, input.components, input.rawParams))
+  const pending = verifySignatureBytes(resolved.key, utf8(base), signature, options.syncCrypto === true)
+  const ok = typeof pending === 'boolean' ? pending : await pending
   if (!ok) throw fail('invalid_signature', 'signature does not verify with the key from Signature-Key')
 
   if (options.replayCache !== undefined) {

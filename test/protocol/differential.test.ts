@@ -20,8 +20,11 @@ import {
   importPublicJwk,
   jwkThumbprint,
   messageView,
+  parseSignature,
+  parseSignatureInput,
   parseSignatureKey,
   profileSignatureBase,
+  serializeSignatureParams,
   referenceSignatureBase,
   SignatureError,
   verifySignatureBytes,
@@ -239,6 +242,52 @@ describe('(b) parseSignatureKey fast path vs structured-headers parseDictionary'
       }),
       { numRuns: 200 },
     )
+  })
+})
+
+describe('(b2) Signature-Input / Signature fast paths vs structured-headers parseDictionary', () => {
+  const label = fc.constantFrom('sig', 'sig1', 'a*b', 'x-y.z')
+  const comp = fc.constantFrom('@method', '@authority', '@path', '@query', 'signature-key', 'content-digest', 'content-type', 'x"y', 'a\\b')
+  const intText = fc.oneof(fc.integer({ min: -1e12, max: 1e12 }).map(String), fc.constantFrom('0', '-0', '007', '1e3', '1.5'))
+  const param = fc.tuple(fc.constantFrom('created', 'expires', 'keyid', 'nonce', 'tag', 'alg'), fc.oneof(intText, fc.string({ maxLength: 8 }).map((v) => JSON.stringify(v))))
+  const input = fc.tuple(label, fc.array(comp, { maxLength: 6 }), fc.array(param, { maxLength: 4 }), fc.constantFrom('', ' ', '\t'))
+    .map(([l, cs, ps, ws]) => `${l}=(${cs.map((c) => JSON.stringify(c)).join(' ')})${ps.map(([k, v]) => `;${k}=${v}`).join('')}${ws}`)
+
+  /** The general reading of one Signature-Input member, in the library's shape. */
+  function viaSf(value: string) {
+    try {
+      const [[l, member]] = [...parseDictionary(value)] as [[string, [[BareItem, Map<string, BareItem>][], Map<string, BareItem>]]]
+      const comps = member[0].map(([n, p]) => ({ name: n as string, params: p }))
+      return { label: l, names: comps.map((c) => c.name), params: [...member[1]], line: serializeSignatureParams(comps, member[1]) }
+    } catch {
+      return 'error'
+    }
+  }
+  function viaLib(value: string) {
+    try {
+      const [entry] = [...parseSignatureInput(value).values()]
+      if (entry === undefined) return 'error'
+      return { label: entry.label, names: entry.components.map((c) => c.name), params: [...entry.rawParams], line: entry.serialized ?? serializeSignatureParams(entry.components, entry.rawParams) }
+    } catch {
+      return 'error'
+    }
+  }
+
+  it('SIG-06 same labels, components, parameters and @signature-params line on both paths', () => {
+    fc.assert(fc.property(input, (value) => {
+      const general = viaSf(value)
+      const ours = viaLib(value)
+      if (general === 'error' || typeof general.params.find(([, v]) => typeof v !== 'number' && typeof v !== 'string') !== 'undefined') return
+      expect(ours).toEqual(general)
+    }), { numRuns })
+  })
+
+  it('SIG-01 Signature fast path gives the bytes the general parser gives', () => {
+    fc.assert(fc.property(label, fc.uint8Array({ maxLength: 80 }), (l, bytes) => {
+      const value = `${l}=:${Buffer.from(bytes).toString('base64')}:`
+      const general = new Uint8Array(parseDictionary(value).get(l)![0] as ArrayBuffer)
+      expect(parseSignature(value).get(l)).toEqual(general)
+    }), { numRuns })
   })
 })
 

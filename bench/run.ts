@@ -1,0 +1,105 @@
+/**
+ * aauth-kit benchmark: `npm run bench` (full, ~2–3 min) or `npm run bench -- --quick` (< 30 s).
+ *
+ * stdout: one JSON line per figure `{"name","value","unit","baseline","ratio","target",…}` —
+ * nothing else, so it can be piped. stderr: progress and an aligned table at the end.
+ * All figures are also written to `.bench/results.json`.
+ *
+ * Options:
+ *   --quick              fewer/shorter rounds, 100k tokens for the memory figure
+ *   --only=a,b           run only the named figures
+ *   --breakdown          also time, in situ, each step of the cached verify path and of signRequest
+ *                        (stderr + `breakdown` in results.json; see breakdown.ts)
+ *
+ * Environment: BENCH_NO_GC=1 skips the forced GC before each figure.
+ *
+ * Exit code 0 even when a target is missed (the `pass` field says so); non-zero only on errors.
+ * `npm run bench` itself prints npm's `> aauth-kit@… bench` banner on stdout: use
+ * `npm run -s bench` (or `npx tsx bench/run.ts`) when piping the JSON lines.
+ */
+
+import { mkdirSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import { createFixture } from './fixtures.js'
+import { signRequestFigure, verifyRequest, verifyRequestCold, verifyRequestConcurrent } from './figures.js'
+import { getGc, log, table, type CompareOptions, type Figure } from './harness.js'
+import { runTokenCacheMemory } from './token-cache-memory.js'
+import { runBreakdown } from './breakdown.js'
+
+const args = process.argv.slice(2)
+const quick = args.includes('--quick')
+const breakdown = args.includes('--breakdown')
+const onlyArg = args.find((a) => a.startsWith('--only='))
+const only = onlyArg === undefined ? undefined : new Set(onlyArg.slice('--only='.length).split(','))
+
+const opts: CompareOptions = quick ? { rounds: 15, roundMs: 80, warmupMs: 400 } : { rounds: 41, roundMs: 200, warmupMs: 1500 }
+const memoryEntries = quick ? 100_000 : 1_000_000
+
+function loadavg(): string {
+  return os.loadavg().map((x) => x.toFixed(2)).join(' ')
+}
+
+async function main(): Promise<void> {
+  const started = performance.now()
+  const loadStart = loadavg()
+  log(`aauth-kit bench (${quick ? 'quick' : 'full'}): node ${process.version}, ${os.availableParallelism()} cores, ` +
+    `${opts.rounds} interleaved pairs × ${opts.roundMs} ms per side, gc ${getGc() === null ? 'unavailable' : 'once before each figure'}, load average ${loadavg()}`)
+  const fx = await createFixture()
+  const plan: [string, () => Promise<Figure>][] = [
+    ['verify-request', () => verifyRequest(fx, opts)],
+    ['verify-request-concurrent', () => verifyRequestConcurrent(fx, opts)],
+    ['sign-request', () => signRequestFigure(fx, opts)],
+    ['verify-request-cold', () => verifyRequestCold(fx, opts)],
+    ['token-cache-memory', () => runTokenCacheMemory(memoryEntries)],
+    // Diagnostic variant; 300k in full mode is past the plateau and keeps the run under 3 minutes.
+    ['token-cache-memory-shared-key', () => runTokenCacheMemory(Math.min(memoryEntries, 300_000), true)],
+  ]
+  const unknown = [...(only ?? [])].filter((n) => !plan.some(([name]) => name === n))
+  if (unknown.length > 0) throw new Error(`unknown figure(s) ${unknown.join(', ')}; known: ${plan.map(([n]) => n).join(', ')}`)
+  const figures: Figure[] = []
+  for (const [name, run] of plan) {
+    if (only !== undefined && !only.has(name)) continue
+    const t0 = performance.now()
+    log(`… ${name}`)
+    const f = await run()
+    figures.push(f)
+    process.stdout.write(JSON.stringify(f) + '\n')
+    log(`  ${name}: ${f.value} ${f.unit} vs ${f.baseline} → ratio ${f.ratio}${f.pass === null ? '' : f.pass ? ' PASS' : ' FAIL'} (${((performance.now() - t0) / 1000).toFixed(1)} s)`)
+  }
+  const steps = breakdown ? await runBreakdown(fx, quick) : undefined
+  const seconds = (performance.now() - started) / 1000
+  mkdirSync('.bench', { recursive: true })
+  writeFileSync(
+    '.bench/results.json',
+    JSON.stringify(
+      {
+        mode: quick ? 'quick' : 'full',
+        date: new Date().toISOString(),
+        node: process.version,
+        platform: `${os.platform()} ${os.arch()}`,
+        cpus: os.availableParallelism(),
+        cpuModel: os.cpus()[0]?.model ?? 'unknown',
+        pairs: opts.rounds,
+        sliceMs: opts.roundMs,
+        seconds: Math.round(seconds * 10) / 10,
+        loadAverageStart: loadStart,
+        loadAverageEnd: loadavg(),
+        method: "interleaved candidate/baseline slices (alternating order); one GC before each figure's warm-up, none between slices (a forced GC resets type feedback); value/baseline = medians of each side, ratio = median of per-pair ratios",
+        figures,
+        ...(steps === undefined ? {} : { breakdown: steps }),
+      },
+      null,
+      2,
+    ) + '\n',
+  )
+  log('')
+  log(table(figures))
+  log(`\n${figures.length} figures in ${seconds.toFixed(1)} s; written to .bench/results.json; load average ${loadStart} → ${loadavg()}`)
+  const busy = Math.max(os.loadavg()[0]!, Number(loadStart.split(' ')[0])) > os.availableParallelism() * 0.75
+  if (busy) log('warning: the machine was busy with other work during the run; JS-heavy code slows down more than raw crypto under contention (shared cores and caches), so ratios read low — rerun when idle')
+}
+
+main().catch((err: unknown) => {
+  log(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`)
+  process.exitCode = 1
+})
