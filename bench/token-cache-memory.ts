@@ -4,7 +4,7 @@
  *
  * Each entry is what the verifier stores for a real agent token: a distinct ~650-character
  * compact JWT string (a flat string, as header parsing produces), its claims object (from
- * `JSON.parse` of the payload), the `cnf.jwk`, a thumbprint, and a distinct imported `KeyObject`.
+ * `JSON.parse` of the payload), the `cnf.jwk`, a thumbprint, and a distinct key kept as its JWK, as the verifier stores a first-seen token (imported only on reuse).
  *
  * Runs in a child process (`--expose-gc`, clean heap) so the other figures' garbage and code do not
  * blur the RSS reading; `runTokenCacheMemory` forks it and turns its report into a figure.
@@ -158,7 +158,7 @@ export async function runTokenCacheMemory(n: number, shared = false): Promise<Fi
     pass: shared ? null : report.rssGrowthMB < LIMIT_MB,
     note:
       `RSS growth after ${report.gc ? 'GC' : 'NO GC (gc unavailable)'} from pushing ${n.toLocaleString('en')} distinct entries (~${report.tokenChars}-char tokens, JSON-parsed claims, ` +
-      (shared ? 'ONE shared KeyObject for all entries (diagnostic: isolates the KeyObjects\' native memory)' : 'a distinct imported KeyObject each') +
+      (shared ? 'ONE shared KeyObject for all entries (diagnostic: isolates the KeyObjects\' native memory)' : 'a distinct key each, kept as JWK as the verifier does for first-seen tokens') +
       ') through VerifiedTokenCache with its default bound (10,000); fresh child process; ratio = value / 100 MB',
     details: {
       entries: n,
