@@ -25,6 +25,7 @@ import {
   verifyTokenCommon,
   type CommonClaims,
   type CreateTokenOptions,
+  type GrantOptions,
   type TokenVerifyOptions,
 } from './common.js'
 
@@ -41,7 +42,7 @@ export interface AuthTokenClaims extends CommonClaims {
 }
 
 /** Arguments of {@link createAuthToken}. */
-export interface CreateAuthTokenOptions extends CreateTokenOptions {
+export interface CreateAuthTokenOptions extends CreateTokenOptions, GrantOptions {
   /** `person` when a PS issues it (three-party), `access` when an AS does. */
   readonly issuerRole: 'person' | 'access'
   readonly aud: string
@@ -49,10 +50,6 @@ export interface CreateAuthTokenOptions extends CreateTokenOptions {
   readonly ps: string
   readonly sub: string
   readonly cnfJwk: PublicJwk
-  readonly scope?: string
-  readonly account?: string
-  readonly missionS256?: string
-  readonly tenant?: string
   /** `exp` of the agent token used to obtain it. */
   readonly agentTokenExp?: number
   /** `exp` of the `presented_token` of the request. */

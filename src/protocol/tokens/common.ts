@@ -285,6 +285,22 @@ export function toParameterError(err: unknown, parameter: 'resource' | 'presente
   return new ProblemError(mapped, `${parameter}_token: ${message}`, { cause: err })
 }
 
+/** Person and mission context a person, resource or auth token can carry. */
+export interface PersonContextOptions {
+  /** `mission_s256`: the mission the agent operates under. */
+  readonly missionS256?: string
+  /** `tenant`: the organization the person belongs to. */
+  readonly tenant?: string
+}
+
+/** The authorization a resource or auth token can carry, on top of {@link PersonContextOptions}. */
+export interface GrantOptions extends PersonContextOptions {
+  /** Space-separated scope values. */
+  readonly scope?: string
+  /** The account at the resource the authorization is for. */
+  readonly account?: string
+}
+
 /** Options every token creator takes. */
 export interface CreateTokenOptions {
   /** The issuer's signing key. */

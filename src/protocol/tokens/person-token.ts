@@ -25,6 +25,7 @@ import {
   verifyTokenCommon,
   type CommonClaims,
   type CreateTokenOptions,
+  type PersonContextOptions,
   type TokenVerifyOptions,
 } from './common.js'
 
@@ -40,12 +41,10 @@ export interface PersonTokenClaims extends CommonClaims {
 }
 
 /** Arguments of {@link createPersonToken}. */
-export interface CreatePersonTokenOptions extends CreateTokenOptions {
+export interface CreatePersonTokenOptions extends CreateTokenOptions, PersonContextOptions {
   readonly aud: string
   readonly sub: string
   readonly cnfJwk: PublicJwk
-  readonly missionS256?: string
-  readonly tenant?: string
   /** `exp` of the agent token presented when this token was requested (the token must not outlive it). */
   readonly agentTokenExp?: number
   /** `exp` of the `upstream_token`, when the request carried one. */

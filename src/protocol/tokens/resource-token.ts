@@ -26,6 +26,7 @@ import {
   verifyTokenCommon,
   type CommonClaims,
   type CreateTokenOptions,
+  type GrantOptions,
   type TokenVerifyOptions,
 } from './common.js'
 
@@ -52,18 +53,14 @@ export interface ResourceTokenClaims extends CommonClaims {
 }
 
 /** Arguments of {@link createResourceToken}. */
-export interface CreateResourceTokenOptions extends CreateTokenOptions {
+export interface CreateResourceTokenOptions extends CreateTokenOptions, GrantOptions {
   readonly aud: string
   readonly ps: string
   readonly sub: string
   readonly presentedJti: string
   /** RFC 7638 thumbprint of the agent's signing key. */
   readonly agentJkt: string
-  readonly scope?: string
-  readonly account?: string
   readonly loginHint?: string
-  readonly missionS256?: string
-  readonly tenant?: string
   readonly interaction?: ResourceTokenInteraction
 }
 
