@@ -13,6 +13,8 @@ import type { IdentifierOptions } from './identifiers.js'
 
 /** Default polling interval when `Retry-After` is absent (seconds). */
 export const DEFAULT_POLL_INTERVAL = 5
+/** The longest `Retry-After` honoured (seconds). */
+export const MAX_RETRY_AFTER = 3600
 /** Added to the interval on each `429` (seconds). */
 export const SLOW_DOWN_STEP = 5
 
@@ -50,9 +52,10 @@ export function pendingResponse(options: PendingResponseOptions, idOptions?: Ide
  */
 export function parseRetryAfter(value: string | null | undefined, now: number = Date.now(), fallback = DEFAULT_POLL_INTERVAL): number {
   if (value === null || value === undefined || value.trim() === '') return fallback
-  if (/^\s*\d+\s*$/.test(value)) return Number(value)
+  // Capped at one hour: a huge value must not overflow a timer into a tight polling loop.
+  if (/^\s*\d+\s*$/.test(value)) return Math.min(Number(value), MAX_RETRY_AFTER)
   const t = Date.parse(value)
-  return Number.isNaN(t) ? fallback : Math.max(0, Math.ceil((t - now) / 1000))
+  return Number.isNaN(t) ? fallback : Math.min(MAX_RETRY_AFTER, Math.max(0, Math.ceil((t - now) / 1000)))
 }
 
 /** Serializes `Prefer: wait=N`. */
@@ -89,7 +92,12 @@ export async function readDeferred(response: Response, requestUrl: string | URL,
   const loc = response.headers.get('location')
   if (loc === null) throw new AAuthError('invalid_request', '202 response has no Location')
   const base = new URL(response.url !== '' ? response.url : requestUrl)
-  const location = new URL(loc, base)
+  let location: URL
+  try {
+    location = new URL(loc, base)
+  } catch {
+    throw new AAuthError('invalid_request', `202 Location ${JSON.stringify(loc)} is not a URL`)
+  }
   if (location.origin !== base.origin) throw new AAuthError('invalid_request', `pending URL ${location.href} is not on ${base.origin}`)
   let body: Record<string, unknown> = {}
   try {

@@ -7,7 +7,9 @@
  * - time and response-size limits;
  * - private, loopback, link-local, multicast and reserved destinations refused — checked on the
  *   literal host and again on every address DNS returns, and the connection is made to the
- *   address that was checked (no DNS-rebinding window);
+ *   address that was checked (no DNS-rebinding window). On runtimes without `node:net`/`node:dns`
+ *   the fetcher falls back to `fetch` and can only check literal hosts: pass your own
+ *   {@link EgressFetcher} there if names may resolve to private space;
  * - `allowInsecureLoopback: true` (development; env `AAUTH_DEV_LOOPBACK=1` in the CLI and
  *   examples) admits `http://127.0.0.1:PORT` and `http://localhost:PORT`, and nothing else.
  *
@@ -161,6 +163,11 @@ export function createEgressFetcher(options: EgressOptions = {}): EgressFetcher 
     if (n === undefined) return fetchWithWebApi(url, raw, init, timeoutMs, maxBytes)
     const loopback = options.allowInsecureLoopback === true && isInsecureLoopbackUrl(url)
     const allowed = (options.allowHosts ?? []).includes(url.hostname)
+    // Node skips the lookup hook for a literal IP: check it against the full block list here.
+    const literal = url.hostname.replace(/^\[|\]$/g, '')
+    if (!loopback && !allowed && n.net.isIP(literal) !== 0 && isBlockedAddress(n, literal)) {
+      throw new EgressError('egress_refused', raw, `destination ${url.hostname} is private, loopback, link-local or reserved`)
+    }
     const mod = url.protocol === 'https:' ? n.https : n.http
     return new Promise<EgressResponse>((resolve, reject) => {
       const req = mod.request(

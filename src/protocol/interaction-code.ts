@@ -36,6 +36,8 @@ export function generateInteractionCode(symbols = 8, group = 4): string {
  * folding) remains.
  */
 export function normalizeInteractionCode(input: string): string | undefined {
+  // ASCII only: toUpperCase would fold e.g. dotless ı into I.
+  if (/[^\x20-\x7e]/.test(input)) return undefined
   const folded = input.replace(/-/g, '').toUpperCase().replace(/[IL]/g, '1').replace(/O/g, '0')
   if (folded.length === 0) return undefined
   for (const ch of folded) if (!CROCKFORD_ALPHABET.includes(ch)) return undefined

@@ -76,7 +76,8 @@ export function checkPublicJwk(jwk: unknown, policy?: JwkPolicy): SupportedAlgor
   }
   const kty = jwk['kty']
   if (kty === 'oct') throw unsupported('symmetric keys are never accepted', accepted)
-  const required = REQUIRED_MEMBERS[kty]
+  // Own properties only: a kty such as "constructor" must not reach Object.prototype.
+  const required = Object.hasOwn(REQUIRED_MEMBERS, kty) ? REQUIRED_MEMBERS[kty] : undefined
   if (required === undefined) throw unsupported(`key type ${JSON.stringify(kty)} is not implemented`, accepted)
   for (const m of required) {
     if (typeof jwk[m] !== 'string' || jwk[m] === '') {
@@ -85,7 +86,7 @@ export function checkPublicJwk(jwk: unknown, policy?: JwkPolicy): SupportedAlgor
   }
   const alg = jwk['alg']
   if (typeof alg !== 'string') throw unsupported('key has no "alg" member; a fully-specified alg is required', accepted)
-  const shape = ALG_KEY_SHAPE[alg]
+  const shape = Object.hasOwn(ALG_KEY_SHAPE, alg) ? ALG_KEY_SHAPE[alg] : undefined
   if (shape === undefined) throw unsupported(`algorithm ${JSON.stringify(alg)} is not a fully-specified signature algorithm this verifier knows`, accepted)
   if (shape.kty !== kty || (shape.crv !== undefined && shape.crv !== jwk['crv'])) {
     throw new SignatureError('invalid_key', `key type/curve ${kty}/${String(jwk['crv'])} disagrees with alg ${alg}`)

@@ -38,6 +38,11 @@ export interface JwksCacheOptions {
 
 /** The floor between two fetches of one issuer's keys. */
 export const JWKS_MIN_REFRESH_MS = 60_000
+/** At most this many keys are kept per issuer (a JWKS is attacker-sized input before any check). */
+export const JWKS_MAX_KEYS = 64
+/** The JWK members kept; anything else in a published key is dropped. */
+const JWK_MEMBERS = ['kty', 'crv', 'x', 'y', 'n', 'e', 'alg', 'kid', 'use'] as const
+
 /** The hard cap on how long a JWKS is used. */
 export const JWKS_MAX_AGE_MS = 24 * 60 * 60 * 1000
 
@@ -115,14 +120,12 @@ export class JwksCache {
     const now = this.#now()
     let fetched = false
     if (entry === undefined || entry.keys === undefined || now >= entry.freshUntil) {
-      entry = await this.#refresh(key, iss, dwk)
-      fetched = true
+      ;({ entry, fetched } = await this.#refresh(key, iss, dwk))
     }
     let jwk = entry.keys?.get(kid)
     if (jwk === undefined && !fetched && this.#mayFetch(entry)) {
       // Unknown kid: the issuer may have rotated (JWKS-05), within the once-a-minute floor.
-      entry = await this.#refresh(key, iss, dwk)
-      fetched = true
+      ;({ entry, fetched } = await this.#refresh(key, iss, dwk))
       jwk = entry.keys?.get(kid)
     }
     if (entry.keys === undefined) throw entry.lastError
@@ -137,8 +140,7 @@ export class JwksCache {
     const key = `${dwk}|${iss}`
     const entry = this.#issuers.get(key)
     if (entry !== undefined && !this.#mayFetch(entry)) return false
-    await this.#refresh(key, iss, dwk)
-    return true
+    return (await this.#refresh(key, iss, dwk)).fetched
   }
 
   #mayFetch(entry: IssuerEntry): boolean {
@@ -146,7 +148,7 @@ export class JwksCache {
     return this.#now() - entry.lastAttempt >= backoff
   }
 
-  async #refresh(key: string, iss: string, dwk: AAuthDwk): Promise<IssuerEntry> {
+  async #refresh(key: string, iss: string, dwk: AAuthDwk): Promise<{ entry: IssuerEntry; fetched: boolean }> {
     let entry = this.#issuers.get(key)
     if (entry === undefined) {
       entry = { keys: undefined, fetchedAt: 0, freshUntil: 0, lastAttempt: -Infinity, failures: 0, lastError: undefined, inflight: undefined }
@@ -155,12 +157,12 @@ export class JwksCache {
     const e = entry
     if (e.inflight !== undefined) {
       await e.inflight
-      return e
+      return { entry: e, fetched: true }
     }
     if (!this.#mayFetch(e)) {
       // Within the floor: serve what we have, even stale, up to the 24 h cap.
       if (e.keys !== undefined && this.#now() - e.fetchedAt >= JWKS_MAX_AGE_MS) e.keys = undefined
-      return e
+      return { entry: e, fetched: false }
     }
     e.inflight = this.#load(iss, dwk).then(
       ({ keys, ttl }) => {
@@ -183,7 +185,7 @@ export class JwksCache {
     } finally {
       e.inflight = undefined
     }
-    return e
+    return { entry: e, fetched: true }
   }
 
   async #load(iss: string, dwk: AAuthDwk): Promise<{ keys: Map<string, PublicJwk>; ttl: number }> {
@@ -201,9 +203,16 @@ export class JwksCache {
     const keys = new Map<string, PublicJwk>()
     // Only the member a kid selects must be usable (JWKS-03): keep anything with a kid.
     for (const k of doc['keys'] as unknown[]) {
+      if (keys.size >= JWKS_MAX_KEYS) break
       if (!isObject(k) || typeof k['kid'] !== 'string') continue
       if (k['use'] !== undefined && k['use'] !== 'sig') continue
-      if (!keys.has(k['kid'])) keys.set(k['kid'], k as PublicJwk)
+      if (keys.has(k['kid'])) continue
+      const copy: Record<string, string> = {}
+      for (const m of JWK_MEMBERS) {
+        const v = k[m]
+        if (typeof v === 'string' && v.length <= 1024) copy[m] = v
+      }
+      keys.set(k['kid'], copy as PublicJwk)
     }
     return { keys, ttl: freshnessMs(res.headers, this.#defaultMaxAge, this.#now()) }
   }

@@ -18,6 +18,7 @@
  */
 
 import { BoundedCache } from '../lib/bounded-cache.js'
+import { invalidValue } from '../lib/assert.js'
 import { EgressError, MetadataError, SignatureError } from './errors.js'
 import { inlineVerifyKey, type SupportedAlgorithm, type VerifyKey, type PublicJwk } from './crypto.js'
 import { isServerIdentifier, type IdentifierOptions } from './identifiers.js'
@@ -66,6 +67,12 @@ export interface RequestVerifierOptions extends IdentifierOptions {
   readonly windowSec?: number
   /** Refuse tokens whose `iat` is further ahead than the window (`clock_skew`). Default false. */
   readonly boundIat?: boolean
+  /**
+   * Issuers whose auth tokens this resource accepts (its PS or its access server). Without it, an
+   * auth token from any issuer that verifies is accepted and the caller must check
+   * `claims.iss` itself — a four-party resource should always set its own access server here.
+   */
+  readonly authTokenIssuers?: readonly string[]
   /** Revocation lookup by `(iss, jti)`; a hit is `revoked_jwt`. Checked on every request. */
   readonly isRevoked?: (iss: string, jti: string) => boolean | Promise<boolean>
   /** Extra covered components (`additional_signature_components`). */
@@ -79,6 +86,9 @@ export interface RequestVerifierOptions extends IdentifierOptions {
   /** Synchronous crypto (for single-request latency); default false (off the event loop). */
   readonly syncCrypto?: boolean
 }
+
+/** Tokens longer than this are not cached. */
+export const MAX_CACHED_TOKEN_CHARS = 8192
 
 /** A cached, verified token. */
 export interface CachedToken {
@@ -185,11 +195,13 @@ export function createRequestVerifier(options: RequestVerifierOptions): RequestV
     let context: TokenContext
     if (typ === TOKEN_TYPE.agent) context = { scheme: 'jwt', type: typ, token: jwt, claims: await verifyAgentToken(jwt, withRevocation) }
     else if (typ === TOKEN_TYPE.person) context = { scheme: 'jwt', type: typ, token: jwt, claims: await verifyPersonToken(jwt, { ...withRevocation, audience: options.audience }) }
-    else context = { scheme: 'jwt', type: TOKEN_TYPE.auth, token: jwt, claims: await verifyAuthToken(jwt, { ...withRevocation, audience: options.audience }) }
+    else context = { scheme: 'jwt', type: TOKEN_TYPE.auth, token: jwt, claims: await verifyAuthToken(jwt, { ...withRevocation, audience: options.audience, ...(options.authTokenIssuers === undefined ? {} : { trustedIssuers: options.authTokenIssuers }) }) }
     const jwk = context.claims.cnf.jwk
     const alg = jwk.alg as SupportedAlgorithm
     const resolved = await resolvedFrom(jwk, alg, context, inlineVerifyKey(jwk, alg))
-    tokenCache.set(jwt, { context, resolved, exp: context.claims.exp })
+    // Tokens past the size bound are verified every time rather than held (memory is bounded by
+    // entries, and any agent provider can mint a large token).
+    if (jwt.length <= MAX_CACHED_TOKEN_CHARS) tokenCache.set(jwt, { context, resolved, exp: context.claims.exp })
     return resolved
   }
 
@@ -229,6 +241,13 @@ export function createRequestVerifier(options: RequestVerifierOptions): RequestV
   }
   return {
     tokenCache,
-    verify: (message, body) => verifyRequestSignature<AAuthContext>(message, body === undefined ? verifyOptions : { ...verifyOptions, body }),
+    verify: (message, body) => {
+      // At PS/AS/revocation endpoints a plain message must come with its body (an empty array when
+      // it has none): otherwise an uncovered body could not be noticed.
+      if (body === undefined && options.requireBodyComponents === true && !(typeof Request === 'function' && message instanceof Request)) {
+        throw invalidValue('body', 'is required with requireBodyComponents (pass an empty Uint8Array when there is none)')
+      }
+      return verifyRequestSignature<AAuthContext>(message, body === undefined ? verifyOptions : { ...verifyOptions, body })
+    },
   }
 }

@@ -134,6 +134,9 @@ let reference: Promise<Httpbis> | undefined
  */
 export async function referenceSignatureBase(m: MessageView, comps: readonly ComponentIdentifier[], rawParams: Parameters): Promise<string> {
   assertDistinct(comps)
+  for (const c of comps) {
+    if (c.name !== c.name.toLowerCase()) throw new SignatureError('invalid_signature', `component ${JSON.stringify(c.name)} must be lowercase`)
+  }
   reference ??= import('http-message-signatures').then((mod) => mod.httpbis)
   const httpbis = await reference
   const headers: Record<string, string> = {}

@@ -186,7 +186,7 @@ export function interpretSignatureKeyMember(raw: RawSignatureKeyMember): Signatu
       const kty = requireStr(p, 'kty', 'hwk')
       const jwk: Record<string, string> = { kty }
       for (const [k, v] of p) if (typeof v === 'string') jwk[k] = v
-      for (const m of HWK_MEMBERS[kty] ?? []) requireStr(p, m, 'hwk')
+      for (const m of (Object.hasOwn(HWK_MEMBERS, kty) ? HWK_MEMBERS[kty] : undefined) ?? []) requireStr(p, m, 'hwk')
       return { scheme: 'hwk', jwk: jwk as HwkMember['jwk'] }
     }
     default:

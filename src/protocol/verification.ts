@@ -16,10 +16,9 @@
  */
 
 import { BoundedCache } from '../lib/bounded-cache.js'
-import { utf8 } from '../lib/base64url.js'
-import { invalidValue } from '../lib/assert.js'
+import { encodeBase64url, utf8 } from '../lib/base64url.js'
 import { HeaderError, SignatureError } from './errors.js'
-import { verifySignatureBytes, type PublicJwk, type SupportedAlgorithm, type VerifyKey } from './crypto.js'
+import { sha256, verifySignatureBytes, type PublicJwk, type SupportedAlgorithm, type VerifyKey } from './crypto.js'
 import { CONTENT_DIGEST_HEADER, verifyContentDigest } from './digest.js'
 import { interpretSignatureKeyMember, parseSignatureKey, SIGNATURE_KEY_HEADER, type SignatureKeyMember } from './signature-key.js'
 import { parseSignature, parseSignatureInput, SIGNATURE_HEADER, SIGNATURE_INPUT_HEADER, type SignatureInputEntry } from './signature-input.js'
@@ -212,14 +211,11 @@ export async function verifyRequestSignature<C>(message: Request | RequestLike |
   }
 
   // Step 7
-  if (body === undefined && hasBody && covered.has(CONTENT_DIGEST_HEADER)) {
-    // Fail closed: a covered digest the verifier cannot check is a wiring mistake, not a pass.
-    throw invalidValue('options.body', 'is required to check the Content-Digest of a request with a body')
-  }
-  if (body !== undefined && covered.has(CONTENT_DIGEST_HEADER)) {
+  if (covered.has(CONTENT_DIGEST_HEADER)) {
+    // A covered digest is always checked; no body given means an empty body (fail closed).
     const digest = m.header(CONTENT_DIGEST_HEADER)
     if (digest === undefined) throw fail('invalid_signature', 'Content-Digest is covered but absent')
-    await verifyContentDigest(digest, body)
+    await verifyContentDigest(digest, body ?? new Uint8Array(0))
   }
   // The lean builder is synchronous; only the reference path needs an await.
   const base = profileSignatureBase(m, input.components, input.rawParams, input.serialized) ?? (await referenceSignatureBase(m, input.components, input.rawParams))
@@ -228,7 +224,10 @@ export async function verifyRequestSignature<C>(message: Request | RequestLike |
   if (!ok) throw fail('invalid_signature', 'signature does not verify with the key from Signature-Key')
 
   if (options.replayCache !== undefined) {
-    const replayKey = `${resolved.thumbprint}|${created}|${m.method}|${m.url.host}|${m.url.pathname}`
+    // Hashed: @path is attacker-sized, and the cache is bounded by entries, not bytes.
+    const tuple = `${resolved.thumbprint}|${created}|${m.method}|${m.url.host}|${m.url.pathname}`
+    const digest = sha256(utf8(tuple))
+    const replayKey = encodeBase64url(digest instanceof Uint8Array ? digest : await digest)
     const fresh = await options.replayCache.add(replayKey, (created + windowSec + 1) * 1000)
     if (!fresh) throw fail('invalid_signature', 'signature replayed within its validity window')
   }

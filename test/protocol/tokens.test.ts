@@ -96,7 +96,7 @@ describe('resource tokens (main draft §Resource Token)', () => {
     const atPs = await verifyResourceToken(token, { jwks: s.jwks, now, audience: 'https://ps.example', agentJkt: jkt })
     expect(atPs).toMatchObject({ scope: 'bookings:write', presented_jti: 'pt-1', agent_jkt: jkt })
     await verifyResourceToken(token, { jwks: s.jwks, now, issuer: 'https://api.example', agentJkt: jkt })
-    await expect(verifyResourceToken(token, { jwks: s.jwks, now, issuer: 'https://evil.example' })).rejects.toBeInstanceOf(SignatureError)
+    await expect(verifyResourceToken(token, { jwks: s.jwks, now, issuer: 'https://evil.example', agentJkt: jkt })).rejects.toBeInstanceOf(SignatureError)
     await expect(verifyResourceToken(token, { jwks: s.jwks, now, audience: 'https://ps.example', agentJkt: 'other' })).rejects.toMatchObject({ code: 'invalid_jwt' })
   })
 
@@ -129,7 +129,7 @@ describe('auth tokens (main draft §Auth Token)', () => {
     await expect(verifyAuthToken(person, opts)).rejects.toMatchObject({ code: 'invalid_jwt' })
     await expect(verifyPersonToken(auth, opts)).rejects.toMatchObject({ code: 'invalid_jwt' })
     await expect(verifyAgentToken(auth, opts)).rejects.toMatchObject({ code: 'invalid_jwt' })
-    await expect(verifyResourceToken(person, opts)).rejects.toMatchObject({ code: 'invalid_jwt' })
+    await expect(verifyResourceToken(person, { ...opts, agentJkt: 'x' })).rejects.toMatchObject({ code: 'invalid_jwt' })
   })
 
   it('ES256 issuer keys and ES256 agent keys work end to end', async () => {

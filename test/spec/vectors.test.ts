@@ -44,6 +44,7 @@ import {
   verifyAuthToken,
   verifyPersonToken,
   verifyResourceToken,
+  decodeJwt,
   verifySignatureBytes,
   type IssuerKey,
   type PublicJwk,
@@ -323,7 +324,8 @@ const CREATE: Record<string, TokenCreator> = {
 const VERIFY: Record<string, (jwt: string, o: TokenVerifyOptions, check: TokenCheck) => Promise<unknown>> = {
   'aa-agent+jwt': (jwt, o) => verifyAgentToken(jwt, o),
   'aa-person+jwt': (jwt, o, c) => verifyPersonToken(jwt, { ...o, audience: c.audience! }),
-  'aa-resource+jwt': (jwt, o, c) => verifyResourceToken(jwt, { ...o, audience: c.audience, issuer: c.issuer, agentJkt: c.agentJkt }),
+  // A check without agentJkt binds to the token's own agent_jkt (it tests something else).
+  'aa-resource+jwt': (jwt, o, c) => verifyResourceToken(jwt, { ...o, audience: c.audience, issuer: c.issuer, agentJkt: c.agentJkt ?? String(decodeJwt(jwt).payload['agent_jkt']) }),
   'aa-auth+jwt': (jwt, o, c) => verifyAuthToken(jwt, { ...o, audience: c.audience! }),
 }
 

@@ -84,6 +84,8 @@ export async function createAuthToken(opts: CreateAuthTokenOptions): Promise<str
 export interface AuthTokenVerifyOptions extends TokenVerifyOptions {
   /** The resource's own identifier, which `aud` must equal. */
   readonly audience: string
+  /** When set, `iss` must be one of these (the resource's PS or access server). */
+  readonly trustedIssuers?: readonly string[]
 }
 
 /**
@@ -96,6 +98,9 @@ export interface AuthTokenVerifyOptions extends TokenVerifyOptions {
 export async function verifyAuthToken(token: string, options: AuthTokenVerifyOptions): Promise<AuthTokenClaims> {
   const { payload } = await verifyTokenCommon(token, TOKEN_TYPE.auth, [DWK.access, DWK.person], options)
   requireAudience(payload, options.audience)
+  if (options.trustedIssuers !== undefined && !options.trustedIssuers.includes(payload['iss'] as string)) {
+    throw new SignatureError('invalid_jwt', `auth tokens from ${String(payload['iss'])} are not accepted here`)
+  }
   if (!isServerIdentifier(payload['ps'], options)) throw new SignatureError('invalid_jwt', 'auth token ps is not a server identifier')
   if (payload['dwk'] === DWK.person && payload['ps'] !== payload['iss']) {
     throw new SignatureError('invalid_jwt', 'a PS-issued auth token must have ps equal to iss')

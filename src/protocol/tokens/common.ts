@@ -185,6 +185,8 @@ export async function verifyTokenCommon(token: string, typ: TokenType, dwks: rea
   }
   const maxLifetime = options.maxLifetimeSec ?? MAX_LIFETIME[typ]
   if (exp - iat > maxLifetime) throw invalid(`JWT lifetime ${exp - iat}s exceeds ${maxLifetime}s`)
+  // A far-future iat must not stretch validity past the ceiling (the iat bound is optional).
+  if (exp - nowSec > maxLifetime + (options.iatSkewSec ?? 60)) throw invalid(`JWT remains valid ${exp - nowSec}s from now, over the ${maxLifetime}s ceiling`)
 
   await verifyJwsSignature(token, iss, dwk as AAuthDwk, header['kid'], alg, options)
   if (options.isRevoked !== undefined && (await options.isRevoked(iss, payload['jti']))) {

@@ -91,21 +91,25 @@ export interface ResourceTokenVerifyOptions extends TokenVerifyOptions {
   readonly audience?: string
   /** At the agent: the resource the request went to, which `iss` must equal. */
   readonly issuer?: string
-  /** The thumbprint of the key that signed the request (or of the sub-agent's key). */
-  readonly agentJkt?: string
+  /**
+   * The thumbprint of the key that signed the request (or, parent-mediated, of the sub-agent's
+   * key). Required: a resource token is bound to one agent key (TOK-RT-04 step 2).
+   */
+  readonly agentJkt: string
 }
 
 /**
  * Verifies a resource token: the common checks, then `aud`/`iss` as configured, `ps` a server
- * identifier, `sub`, `presented_jti`, `agent_jkt` present (and equal to `agentJkt` when given), no
+ * identifier, `sub`, `presented_jti`, `agent_jkt` equal to `agentJkt`, no
  * `cnf`, and a well-formed `interaction` when present. Mission activity and the presented token
  * are the PS's checks.
  *
- * @throws {TypeError} when neither `audience` nor `issuer` is given.
+ * @throws {TypeError} when neither `audience` nor `issuer`, or no `agentJkt`, is given.
  * @throws {SignatureError} (map with `toParameterError(err, 'resource')` at a token endpoint).
  */
 export async function verifyResourceToken(token: string, options: ResourceTokenVerifyOptions): Promise<ResourceTokenClaims> {
   if (options.audience === undefined && options.issuer === undefined) throw new TypeError('verifyResourceToken needs audience or issuer')
+  if (typeof options.agentJkt !== 'string' || options.agentJkt === '') throw new TypeError('verifyResourceToken needs agentJkt (TOK-RT-04)')
   const { payload } = await verifyTokenCommon(token, TOKEN_TYPE.resource, [DWK.resource], options)
   if (options.audience !== undefined) requireAudience(payload, options.audience)
   else if (!isServerIdentifier(payload['aud'], options)) throw new SignatureError('invalid_jwt', 'resource token aud is not a server identifier')
@@ -116,7 +120,7 @@ export async function verifyResourceToken(token: string, options: ResourceTokenV
   requiredString(payload, 'sub')
   requiredString(payload, 'presented_jti')
   const jkt = requiredString(payload, 'agent_jkt')
-  if (options.agentJkt !== undefined && jkt !== options.agentJkt) {
+  if (jkt !== options.agentJkt) {
     throw new SignatureError('invalid_jwt', 'resource token agent_jkt does not match the signing key')
   }
   if ('cnf' in payload) throw new SignatureError('invalid_jwt', 'a resource token carries no cnf')
