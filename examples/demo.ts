@@ -9,8 +9,8 @@
  * 5. A replay of the same request to another path and an unsigned request are refused with 401
  *    and a `Signature-Error`.
  *
- * Everything runs in this process on 127.0.0.1 with `allowInsecureLoopback` (the development
- * switch that admits `http://127.0.0.1:PORT` issuers); production deployments use https.
+ * Everything runs in this process on 127.0.0.1 with `AAUTH_DEV_LOOPBACK=1` → `allowInsecureLoopback`
+ * (the development switch that admits `http://127.0.0.1:PORT` issuers); production uses https.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -20,6 +20,7 @@ import {
   createRequestVerifier,
   createSigner,
   decodeJwt,
+  devLoopbackFromEnv,
   generateKeyPair,
   JwksCache,
   SignatureError,
@@ -57,6 +58,12 @@ function headersOf(req: IncomingMessage): Headers {
 
 async function main(): Promise<void> {
   console.log(color(1, 'aauth-kit demo: an agent signs a request, a resource verifies it'))
+  // Everything below runs on http://127.0.0.1: the development switch must be on (npm run demo sets it).
+  if (!devLoopbackFromEnv()) {
+    console.error('The demo runs on http://127.0.0.1: set AAUTH_DEV_LOOPBACK=1 (npm run demo does).')
+    process.exitCode = 2
+    return
+  }
 
   step(1, 'Agent provider publishes its metadata and keys')
   const apKey = await generateKeyPair('Ed25519')
@@ -80,14 +87,14 @@ async function main(): Promise<void> {
     sub: agentId,
     cnfJwk: agentKey.publicJwk,
     lifetimeSec: 3600,
-    allowInsecureLoopback: true,
+    allowInsecureLoopback: devLoopbackFromEnv(),
   })
   show('agent', agentId)
   show('token header', decodeJwt(agentToken).header)
   show('token claims', decodeJwt(agentToken).payload)
 
   step(3, 'Resource starts and verifies every request')
-  const jwks = new JwksCache({ fetcher: createEgressFetcher({ allowInsecureLoopback: true }), allowInsecureLoopback: true })
+  const jwks = new JwksCache({ fetcher: createEgressFetcher({ allowInsecureLoopback: devLoopbackFromEnv() }), allowInsecureLoopback: devLoopbackFromEnv() })
   let resourceOrigin = ''
   const resource = await listen(async (req, url) => {
     const verifier = verifierFor(resourceOrigin)
@@ -103,7 +110,7 @@ async function main(): Promise<void> {
   resourceOrigin = resource.origin
   let verifier: ReturnType<typeof createRequestVerifier> | undefined
   function verifierFor(audience: string) {
-    verifier ??= createRequestVerifier({ audience, jwks, allowInsecureLoopback: true })
+    verifier ??= createRequestVerifier({ audience, jwks, allowInsecureLoopback: devLoopbackFromEnv() })
     return verifier
   }
   show('resource', resourceOrigin)

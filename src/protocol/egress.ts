@@ -250,6 +250,14 @@ async function fetchWithWebApi(url: URL, raw: string, init: EgressRequestInit | 
   return { url: raw, status: res.status, headers: res.headers, body }
 }
 
+/**
+ * The development switch for the CLI and examples: true when `AAUTH_DEV_LOOPBACK=1`. Libraries
+ * never read the environment themselves; callers pass the result as `allowInsecureLoopback`.
+ */
+export function devLoopbackFromEnv(env: Record<string, string | undefined> | undefined = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env): boolean {
+  return env?.['AAUTH_DEV_LOOPBACK'] === '1'
+}
+
 /** Parses an egress response body as a JSON object; `undefined` when it is not one. */
 export function jsonObject(res: EgressResponse): Record<string, unknown> | undefined {
   try {
