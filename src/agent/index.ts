@@ -8,3 +8,5 @@
 
 export * from './key-file.js'
 export * from './key-ring.js'
+export * from './provider.js'
+export * from './enrollment-client.js'

@@ -1,0 +1,230 @@
+/**
+ * The agent provider (AP) as a Hono app (main draft §Agent Provider, §Agent Provider Metadata;
+ * bootstrap draft §8 Refresh Patterns, §10 Enrollment Sketches).
+ *
+ * - `GET /.well-known/aauth-agent.json` and `GET /.well-known/jwks.json` (the {@link KeyRing});
+ * - `POST /enroll`: an agent proves possession of its durable key (`hwk` signature covering the
+ *   body) and presents a one-time enrollment code the operator created for an agent name — or an
+ *   attestation the `attest` hook accepts (the SPIFFE bridge plugs in here);
+ * - `POST /token`: issues an agent token. Signed with the durable key (`hwk`, single-key pattern)
+ *   the token binds that key; signed with an ephemeral key named by a `jkt-jwt` from the durable
+ *   key (two-key pattern) it binds the ephemeral key.
+ *
+ * A self-hosted agent is its own provider: {@link AgentProvider.issue} mints its token directly.
+ *
+ * Exported from `'aauth-kit/agent'`.
+ *
+ * @module
+ */
+
+import { Hono } from 'hono'
+import {
+  assertServerIdentifier,
+  createAgentToken,
+  DWK,
+  generateInteractionCode,
+  isAgentIdentifier,
+  ProblemError,
+  problemResponse,
+  resolveHwk,
+  resolveJktJwt,
+  SignatureError,
+  signatureErrorResponse,
+  verifyRequestSignature,
+  type AgentProviderMetadata,
+  type PublicJwk,
+  type SelfProvenContext,
+  type SignatureKeyMember,
+} from '../protocol/index.js'
+import type { KeyRing } from './key-ring.js'
+
+/** One enrolled agent: its identifier, its durable key and its person server. */
+export interface Enrollment {
+  readonly sub: string
+  /** RFC 7638 thumbprint of the durable key. */
+  readonly durableJkt: string
+  readonly ps?: string
+  readonly createdAt: number
+}
+
+/** What an enrollment code (or an accepted attestation) grants. */
+export interface EnrollmentGrant {
+  /** The `local` part of the agent identifier to assign. */
+  readonly local: string
+  /** The agent's person server, carried as `ps` in its tokens. */
+  readonly ps?: string
+}
+
+/** Storage of codes and enrollments. Writes must be durable before the response is sent. */
+export interface EnrollmentStore {
+  putCode(code: string, grant: EnrollmentGrant, expiresAt: number): Promise<void>
+  /** Returns and deletes the grant of a live code (single use). */
+  takeCode(code: string, now: number): Promise<EnrollmentGrant | undefined>
+  getEnrollment(durableJkt: string): Promise<Enrollment | undefined>
+  putEnrollment(e: Enrollment): Promise<void>
+}
+
+/** In-memory {@link EnrollmentStore} (development and tests). */
+export class MemoryEnrollmentStore implements EnrollmentStore {
+  readonly #codes = new Map<string, { grant: EnrollmentGrant; expiresAt: number }>()
+  readonly #enrollments = new Map<string, Enrollment>()
+  async putCode(code: string, grant: EnrollmentGrant, expiresAt: number): Promise<void> {
+    this.#codes.set(code, { grant, expiresAt })
+  }
+  async takeCode(code: string, now: number): Promise<EnrollmentGrant | undefined> {
+    const entry = this.#codes.get(code)
+    this.#codes.delete(code)
+    return entry !== undefined && entry.expiresAt > now ? entry.grant : undefined
+  }
+  async getEnrollment(jkt: string): Promise<Enrollment | undefined> {
+    return this.#enrollments.get(jkt)
+  }
+  async putEnrollment(e: Enrollment): Promise<void> {
+    this.#enrollments.set(e.durableJkt, e)
+  }
+}
+
+/** Options of {@link createAgentProvider}. */
+export interface AgentProviderOptions {
+  /** The AP's server identifier; the domain of every agent identifier it assigns. */
+  readonly issuer: string
+  /** Signing keys; the JWKS publishes them. */
+  readonly keys: KeyRing
+  readonly name?: string
+  /** Agent token lifetime in seconds. Default 3600; at most 86400. */
+  readonly tokenLifetimeSec?: number
+  readonly store?: EnrollmentStore
+  /**
+   * Attestation hook: given the verified request (the durable key is `durableJkt`) and its JSON
+   * body, return the grant to enroll under, or `undefined` to fall back to enrollment codes.
+   */
+  readonly attest?: (input: { request: Request; body: Record<string, unknown>; durableJkt: string }) => Promise<EnrollmentGrant | undefined>
+  readonly now?: () => number
+  /** Development only: admit an `http://127.0.0.1:PORT` issuer. */
+  readonly allowInsecureLoopback?: boolean
+}
+
+/** A running agent provider. */
+export interface AgentProvider {
+  /** The Hono app; mount it or serve it. */
+  readonly app: Hono
+  readonly metadata: AgentProviderMetadata
+  /** Creates a one-time enrollment code for an agent name (default lifetime 15 minutes). */
+  createEnrollmentCode(grant: EnrollmentGrant, ttlSec?: number): Promise<string>
+  /** Issues a token directly (self-hosted agents, sub-agents issued by the operator). */
+  issue(input: { local: string; cnfJwk: PublicJwk; ps?: string; parentLocal?: string }): Promise<string>
+}
+
+const TOP_LEVEL_LOCAL = /^[A-Za-z0-9._-]{1,255}$/
+
+/**
+ * Creates an agent provider.
+ *
+ * @throws {TypeError} / {@link IdentifierError} for an invalid issuer or lifetime.
+ * @example
+ * ```ts
+ * const ap = createAgentProvider({ issuer: 'https://agents.example', keys: await KeyRing.create() })
+ * const code = await ap.createEnrollmentCode({ local: 'travel-bot.7f3c', ps: 'https://ps.example' })
+ * serve({ fetch: ap.app.fetch, port: 443 })
+ * ```
+ */
+export function createAgentProvider(options: AgentProviderOptions): AgentProvider {
+  const idOpts = { allowInsecureLoopback: options.allowInsecureLoopback === true }
+  assertServerIdentifier(options.issuer, idOpts)
+  const lifetime = options.tokenLifetimeSec ?? 3600
+  if (!Number.isInteger(lifetime) || lifetime <= 300 || lifetime > 86400) throw new RangeError('tokenLifetimeSec must be an integer in (300, 86400]: a token of 5 minutes or less is inside the refresh margin')
+  const now = options.now ?? Date.now
+  const store = options.store ?? new MemoryEnrollmentStore()
+  const domain = new URL(options.issuer).host
+  const metadata: AgentProviderMetadata = {
+    issuer: options.issuer,
+    jwks_uri: `${options.issuer}/.well-known/jwks.json`,
+    ...(options.name === undefined ? {} : { name: options.name }),
+  }
+
+  const issue: AgentProvider['issue'] = async ({ local, cnfJwk, ps, parentLocal }) =>
+    createAgentToken({
+      key: options.keys.current,
+      issuer: options.issuer,
+      sub: `aauth:${parentLocal === undefined ? local : `${parentLocal}+${local}`}@${domain}`,
+      ...(parentLocal === undefined ? {} : { parentAgent: `aauth:${parentLocal}@${domain}` }),
+      cnfJwk,
+      ...(ps === undefined ? {} : { ps }),
+      lifetimeSec: lifetime,
+      now,
+      ...idOpts,
+    })
+
+  const resolveKey = (member: SignatureKeyMember) => {
+    if (member.scheme === 'hwk') return resolveHwk(member, { now })
+    if (member.scheme === 'jkt-jwt') return resolveJktJwt(member.jwt, { now })
+    throw new SignatureError('unsupported_scheme', 'the agent provider accepts hwk and jkt-jwt', { acceptSignatureScheme: ['hwk', 'jkt-jwt'] })
+  }
+
+  async function verified(request: Request, schemes: string[]): Promise<{ ctx: SelfProvenContext; jwk: PublicJwk; body: Record<string, unknown> }> {
+    const bytes = new Uint8Array(await request.arrayBuffer())
+    const v = await verifyRequestSignature<SelfProvenContext>(request, { resolveKey, acceptedSchemes: schemes, now, requireBodyComponents: true, body: bytes })
+    let body: unknown = {}
+    if (bytes.byteLength > 0) {
+      try {
+        body = JSON.parse(new TextDecoder().decode(bytes))
+      } catch {
+        throw new ProblemError('invalid_request', 'body must be JSON')
+      }
+    }
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ProblemError('invalid_request', 'body must be a JSON object')
+    return { ctx: v.key.context, jwk: v.key.jwk, body: body as Record<string, unknown> }
+  }
+
+  const app = new Hono()
+  app.onError((err) => {
+    if (err instanceof SignatureError) return signatureErrorResponse(err)
+    if (err instanceof ProblemError) return problemResponse(err)
+    return problemResponse(new ProblemError('server_error', 'internal error'))
+  })
+  app.get(`/.well-known/${DWK.agent}`, (c) => c.json(metadata))
+  app.get('/.well-known/jwks.json', (c) => c.json(options.keys.jwks()))
+
+  app.post('/enroll', async (c) => {
+    const { ctx, body } = await verified(c.req.raw, ['hwk'])
+    const durableJkt = ctx.scheme === 'hwk' ? ctx.jkt : ctx.durableJkt
+    const existing = await store.getEnrollment(durableJkt)
+    if (existing !== undefined) return c.json({ agent: existing.sub }, 200)
+    let grant = options.attest === undefined ? undefined : await options.attest({ request: c.req.raw, body, durableJkt })
+    if (grant === undefined) {
+      const code = body['enrollment_code']
+      if (typeof code !== 'string' || code === '') throw new ProblemError('invalid_request', 'enrollment_code is required')
+      grant = await store.takeCode(code, now())
+      if (grant === undefined) throw new ProblemError('invalid_request', 'enrollment code unknown, used or expired')
+    }
+    const sub = `aauth:${grant.local}@${domain}`
+    await store.putEnrollment({ sub, durableJkt, ...(grant.ps === undefined ? {} : { ps: grant.ps }), createdAt: now() })
+    return c.json({ agent: sub }, 201)
+  })
+
+  app.post('/token', async (c) => {
+    const { ctx, jwk } = await verified(c.req.raw, ['hwk', 'jkt-jwt'])
+    const durableJkt = ctx.scheme === 'hwk' ? ctx.jkt : ctx.durableJkt
+    const e = await store.getEnrollment(durableJkt)
+    if (e === undefined) throw new ProblemError('denied', 'this key is not enrolled')
+    const local = e.sub.slice('aauth:'.length, e.sub.lastIndexOf('@'))
+    const agentToken = await issue({ local, cnfJwk: jwk, ...(e.ps === undefined ? {} : { ps: e.ps }) })
+    return c.json({ agent_token: agentToken, expires_in: lifetime, agent: e.sub })
+  })
+
+  return {
+    app,
+    metadata,
+    issue,
+    async createEnrollmentCode(grant, ttlSec = 900) {
+      if (!TOP_LEVEL_LOCAL.test(grant.local) || !isAgentIdentifier(`aauth:${grant.local}@${domain}`, idOpts)) {
+        throw new TypeError(`"${grant.local}" is not a valid top-level agent name`)
+      }
+      if (grant.ps !== undefined) assertServerIdentifier(grant.ps, idOpts)
+      const code = generateInteractionCode(26, 0) // 130 bits
+      await store.putCode(code, grant, now() + ttlSec * 1000)
+      return code
+    },
+  }
+}
+
