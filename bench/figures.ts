@@ -1,10 +1,11 @@
 /**
  * The throughput figures: request verification (cached token, sync and concurrent async crypto),
- * cold verification (token not cached), and request signing — each against raw `node:crypto` on
- * the same bytes, in the same run.
+ * cold verification (token not cached), request signing, and the agent client's prepare-and-sign —
+ * each against raw `node:crypto` on the same bytes, in the same run.
  */
 
 import crypto from 'node:crypto'
+import { AgentCredentials, createAgentClient } from '../src/agent/index.js'
 import { createRequestVerifier, messageView, signRequest, type RequestVerifier } from '../src/protocol/index.js'
 import { AUDIENCE, URL_STRING, type Fixture } from './fixtures.js'
 import { compare, concurrentSide, figureFrom, sequentialSide, syncSide, type CompareOptions, type Figure } from './harness.js'
@@ -68,14 +69,33 @@ export async function verifyRequestCold(fx: Fixture, o: CompareOptions): Promise
     'token cache cleared before every call: agent-token JWS verification (jose compactVerify), claim checks, cnf.jwk import and thumbprint, then the request signature; issuer JWKS cached. Baseline one raw crypto.verify; two raw verifies would give 0.5', { baseBytes: fx.base.byteLength })
 }
 
-export async function signRequestFigure(fx: Fixture, o: CompareOptions): Promise<Figure> {
-  const expected = fx.headers.get('signature')
-  const once = () => signRequest({ method: 'GET', url: URL_STRING, headers: new Headers({ accept: 'application/json' }) }, { signer: fx.agent.signer, signatureKey: fx.signatureKey, now: fx.now })
-  const first = await once()
-  if (first.headers.get('signature') !== expected) throw new Error('bench: signRequest output differs from the fixture signature')
-  const ours = sequentialSide(once)
+const RAW_SIGN_NOTE = 'baseline crypto.sign(null, base, private KeyObject) on the same base bytes'
+
+/**
+ * Compares `once` (one signing of the fixture's GET, one at a time) with the raw Ed25519 sign of
+ * the fixture's signature base: the shared core of the signing figures. `once` is called first to
+ * check that it yields the fixture's exact `Signature` (same base bytes, same key, same clock).
+ */
+async function signingFigure(fx: Fixture, o: CompareOptions, name: string, once: () => Promise<{ readonly headers: Headers }>, note: string): Promise<Figure> {
+  if ((await once()).headers.get('signature') !== fx.headers.get('signature')) throw new Error(`bench: ${name} output differs from the fixture signature`)
   const raw = syncSide(() => crypto.sign(null, fx.base, fx.privateKey))
-  const c = await compare(ours, raw, o)
-  return figureFrom('sign-request', 'ops/s', c, { on: 'ratio', op: '>=', limit: 0.7 },
-    'signRequest(GET with query, string URL, new Headers, cached agent token, Signer.signSync); baseline crypto.sign(null, base, private KeyObject) on the same base bytes', { baseBytes: fx.base.byteLength })
+  const c = await compare(sequentialSide(once), raw, o)
+  return figureFrom(name, 'ops/s', c, { on: 'ratio', op: '>=', limit: 0.7 }, `${note}; ${RAW_SIGN_NOTE}`, { baseBytes: fx.base.byteLength })
+}
+
+/** `sign-request`: `signRequest` of the fixture's GET with a fresh `Headers`, one at a time. */
+export async function signRequestFigure(fx: Fixture, o: CompareOptions): Promise<Figure> {
+  const once = () => signRequest({ method: 'GET', url: URL_STRING, headers: new Headers({ accept: 'application/json' }) }, { signer: fx.agent.signer, signatureKey: fx.signatureKey, now: fx.now })
+  return signingFigure(fx, o, 'sign-request', once, 'signRequest(GET with query, string URL, new Headers, cached agent token, Signer.signSync)')
+}
+
+/**
+ * `agent-prepare-sign`: `client.prepare(url)` of an agent client built once over a fixed agent
+ * token and the fixture's `createSigner` key (no person or auth token held, nothing sent).
+ */
+export async function agentPrepareSignFigure(fx: Fixture, o: CompareOptions): Promise<Figure> {
+  const client = createAgentClient({ credentials: AgentCredentials.fixed(fx.agent.token, fx.agent.signer), now: fx.now, allowInsecureLoopback: false })
+  const once = () => client.prepare(URL_STRING)
+  if ((await once()).presenting !== 'agent') throw new Error('bench: agent-prepare-sign presented something other than the agent token')
+  return signingFigure(fx, o, 'agent-prepare-sign', once, 'agentClient.prepare(GET with query, string URL, no init), fixed agent token, createSigner key')
 }

@@ -21,7 +21,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { createFixture } from './fixtures.js'
-import { signRequestFigure, verifyRequest, verifyRequestCold, verifyRequestConcurrent } from './figures.js'
+import { agentPrepareSignFigure, signRequestFigure, verifyRequest, verifyRequestCold, verifyRequestConcurrent } from './figures.js'
 import { getGc, log, table, type CompareOptions, type Figure } from './harness.js'
 import { runTokenCacheMemory } from './token-cache-memory.js'
 import { runBreakdown } from './breakdown.js'
@@ -49,6 +49,7 @@ async function main(): Promise<void> {
     ['verify-request', () => verifyRequest(fx, opts)],
     ['verify-request-concurrent', () => verifyRequestConcurrent(fx, opts)],
     ['sign-request', () => signRequestFigure(fx, opts)],
+    ['agent-prepare-sign', () => agentPrepareSignFigure(fx, opts)],
     ['verify-request-cold', () => verifyRequestCold(fx, opts)],
     ['token-cache-memory', () => runTokenCacheMemory(memoryEntries)],
     // Diagnostic variant; 300k in full mode is past the plateau and keeps the run under 3 minutes.

@@ -12,18 +12,13 @@ import {
   AAuthError,
   createJktJwt,
   createSigner,
-  ENDPOINT_ERROR_STATUS,
   generateKeyPair,
-  parseProblem,
-  parseSignatureError,
-  ProblemError,
-  SignatureError,
   signRequest,
-  type EndpointErrorCode,
   type PrivateJwk,
   type PublicJwk,
   type Signer,
 } from '../protocol/index.js'
+import { readFailure } from './errors.js'
 
 /** Options shared by the enrollment client calls. */
 export interface ProviderClientOptions {
@@ -41,25 +36,12 @@ function publicOf(k: PrivateJwk): PublicJwk {
   return out
 }
 
-/** Reads a failed response into the typed error the server sent. */
-async function failure(res: Response): Promise<AAuthError> {
-  const sigErr = res.headers.get('signature-error')
-  if (res.status === 401 && sigErr !== null) {
-    const parsed = parseSignatureError(sigErr)
-    return new SignatureError(parsed.code ?? 'invalid_signature', `agent provider refused the signature: ${parsed.error}`)
-  }
-  const problem = parseProblem(await res.text())
-  const code = problem?.error
-  if (code !== undefined && Object.hasOwn(ENDPOINT_ERROR_STATUS, code)) return new ProblemError(code as EndpointErrorCode, problem?.detail ?? code)
-  return new AAuthError('server_error', `agent provider answered ${res.status}${code === undefined ? '' : ` (${code})`}`)
-}
-
 async function post(opts: ProviderClientOptions, path: string, signer: Signer, signatureKey: Parameters<typeof signRequest>[1]['signatureKey'], body: unknown): Promise<Record<string, unknown>> {
   const url = `${opts.provider}${path}`
   const bytes = new TextEncoder().encode(JSON.stringify(body))
   const { headers } = await signRequest({ method: 'POST', url, headers: new Headers({ 'content-type': 'application/json' }) }, { signer, signatureKey, body: bytes, ...(opts.now === undefined ? {} : { now: opts.now }) })
   const res = await (opts.fetch ?? fetch)(url, { method: 'POST', headers, body: bytes, redirect: 'manual' })
-  if (!res.ok) throw await failure(res)
+  if (!res.ok) throw await readFailure(res, 'agent provider', url)
   return (await res.json()) as Record<string, unknown>
 }
 

@@ -103,8 +103,28 @@ export type LibraryErrorCode =
   | 'fetch_timeout'
   | 'response_too_large'
 
+/**
+ * Codes for what an agent's flow engine refuses or cannot finish (`aauth-kit/agent`): the drafts
+ * tell the agent to stop, and these say why.
+ */
+export type AgentErrorCode =
+  | 'unsupported_requirement'
+  | 'requirement_unsatisfiable'
+  | 'no_person_server'
+  | 'challenge_rejected'
+  | 'token_rejected'
+  | 'deadline_exceeded'
+  | 'too_many_rounds'
+  | 'redirect_refused'
+  | 'interaction_required'
+  | 'clarification_required'
+  | 'interaction_failed'
+  | 'cancelled'
+  | 'insecure_url'
+  | 'unexpected_response'
+
 /** Any code an {@link AAuthError} can carry. */
-export type AAuthErrorCode = SignatureErrorCode | EndpointErrorCode | LibraryErrorCode
+export type AAuthErrorCode = SignatureErrorCode | EndpointErrorCode | LibraryErrorCode | AgentErrorCode
 
 /** Options common to every {@link AAuthError}. */
 export interface AAuthErrorOptions {

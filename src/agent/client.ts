@@ -1,0 +1,573 @@
+/**
+ * The agent's signed `fetch`: signs every request and walks the protocol for the caller (main
+ * draft §Resource Access, §Requirement Responses, §Deferred Responses, §Auth Token Usage,
+ * §Resource Challenge Verification, §Auth Token Response Verification, §AAuth-Access Response
+ * Header, §AAuth-Capabilities Request Header, §Expiry and the Refresh Margin; CHECKLIST AG-SIG-*,
+ * AG-RES-*, AG-PS-*, AG-DEF-*).
+ *
+ * One call of {@link AgentClient.fetch} is a small state machine:
+ *
+ * 1. choose what to present to this resource: a held auth token (AG-RES-14), else a held or
+ *    needed person token, else the agent token (AG-SIG-02);
+ * 2. sign and send; keep any `AAuth-Access` the resource returns (AG-RES-11);
+ * 3. on `401`/`402`: `requirement=agent-token` → present the agent token; `person-token` → get one
+ *    from the PS; `auth-token` → verify the resource token, redeem it at the PS, verify the auth
+ *    token, retry; `Signature-Error` → add `required_input`, refresh an expired or revoked token;
+ *    anything else → a typed error (never a bare 401);
+ * 4. on `202`: poll the pending URL, through interaction, clarification, and deferred auth-token
+ *    delivery (AG-RES-08);
+ * 5. redirects are followed only on the same origin, and re-signed.
+ *
+ * Exported from `'aauth-kit/agent'`.
+ *
+ * @module
+ */
+
+import {
+  AAuthError,
+  aauthAuthorization,
+  AAUTH_ACCESS_HEADER,
+  AAUTH_CAPABILITIES_HEADER,
+  createEgressFetcher,
+  isServerIdentifier,
+  JwksCache,
+  jwkThumbprint,
+  parseAAuthAccess,
+  parseRequirement,
+  parseSignatureError,
+  preferWait,
+  ProblemError,
+  serializeCapabilities,
+  verifyAuthToken,
+  verifyPersonToken,
+  verifyResourceToken,
+  type Capability,
+  type EgressFetcher,
+  type IdentifierOptions,
+  type ResourceTokenClaims,
+} from '../protocol/index.js'
+import type { AgentCredential, AgentCredentials } from './agent-credentials.js'
+import { REFRESH_MARGIN_SEC } from './agent-credentials.js'
+import { pollDeferred, type DeferredCallbacks, type PollContext } from './deferred-poller.js'
+import { AgentError, readFailure } from './errors.js'
+import { PersonServerClient } from './person-server-client.js'
+import { SignedTransport, type AgentStep, type Presentation } from './signed-transport.js'
+import { TokenStore, type HeldToken } from './token-store.js'
+
+/** Options of {@link createAgentClient}. */
+export interface AgentClientOptions extends DeferredCallbacks, IdentifierOptions {
+  /** The agent token and key, refreshed before expiry. */
+  readonly credentials: AgentCredentials
+  /** The agent's person server. Default: the `ps` claim of the agent token. */
+  readonly personServer?: string
+  /** Sends the agent's requests (resources and PS). Default `globalThis.fetch`. */
+  readonly fetch?: typeof fetch
+  /** Fetches metadata and JWKS. Default: {@link createEgressFetcher} with the loopback switch. */
+  readonly egress?: EgressFetcher
+  /** Issuer key cache (resource tokens, person and auth tokens). Default: one over `egress`. */
+  readonly jwks?: JwksCache
+  /** Clock in epoch milliseconds. Default `Date.now`. */
+  readonly now?: () => number
+  /** Waits between polls. Default: a timer that honours the abort signal. */
+  readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>
+  /** Every protocol step (for logs and `aauth fetch -v`). */
+  readonly onStep?: (step: AgentStep) => void
+  /** Report the signature base with each `request` step. */
+  readonly exposeSignatureBase?: boolean
+  /** Capabilities beyond those implied by the callbacks (e.g. `payment`). */
+  readonly capabilities?: readonly Capability[]
+  /** Longest a call may take, polling included (ms). Default 10 minutes. */
+  readonly timeoutMs?: number
+  /** `Prefer: wait=N` sent on token requests and polls. Default 30. */
+  readonly preferWaitSec?: number
+  /** Floor between polls after the first (ms). Default 1000. */
+  readonly minPollIntervalMs?: number
+  /** Most polls of one pending URL. Default 600. */
+  readonly maxPolls?: number
+  /** Most challenge/retry rounds in one call. Default 8. */
+  readonly maxRounds?: number
+  /** Refresh margin for person and auth tokens (s). Default 300. */
+  readonly refreshMarginSec?: number
+  /** Default `mission_s256` for person-token requests. */
+  readonly mission?: string
+  /** Default `justification` sent with auth-token requests (Markdown). */
+  readonly justification?: string
+}
+
+/** Per-call options, passed as `init.aauth`. */
+export interface AgentFetchOptions {
+  /** The scope this call needs: picks an auth token whose scope covers it. */
+  readonly scope?: string
+  /** `mission_s256` for this call. */
+  readonly mission?: string
+  /** Justification for a consent this call may need (Markdown). */
+  readonly justification?: string
+  /** Epoch ms after which the call gives up with `deadline_exceeded`. */
+  readonly deadline?: number
+}
+
+/** `RequestInit` with the per-call AAuth options. */
+export type AgentRequestInit = RequestInit & { readonly aauth?: AgentFetchOptions }
+
+/** A signed request ready to send. */
+export interface PreparedRequest {
+  readonly method: string
+  readonly url: URL
+  /** The caller's headers plus the signature headers. */
+  readonly headers: Headers
+  readonly body: Uint8Array | undefined
+  /** What `Signature-Key` presents. */
+  readonly presenting: Presentation['kind']
+}
+
+/** A signed fetch client. */
+export interface AgentClient {
+  /** A drop-in `fetch` that signs every request and satisfies requirements as they come. */
+  fetch(input: string | URL | Request, init?: AgentRequestInit): Promise<Response>
+  /**
+   * Signs a request the way {@link AgentClient.fetch} would send it first (the token held for its
+   * resource, `AAuth-Access`, capabilities), without sending it: for callers with their own HTTP
+   * stack. No challenge is walked.
+   */
+  prepare(input: string | URL | Request, init?: AgentRequestInit): Promise<PreparedRequest>
+  /** Obtains (or returns the held) person token for `resource` (AG-RES-13). */
+  personToken(resource: string, options?: { mission?: string; deadline?: number; signal?: AbortSignal }): Promise<HeldToken>
+  /** The person server client, for the endpoints the flow engine does not drive itself. */
+  personServer(): Promise<PersonServerClient>
+  readonly credentials: AgentCredentials
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308])
+const POLLING_ERRORS = new Set(['denied', 'abandoned', 'expired', 'revoked', 'invalid_code'])
+
+function defaultSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted === true) return reject(signal.reason)
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    const onAbort = () => {
+      clearTimeout(t)
+      reject(signal!.reason)
+    }
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
+}
+
+function held(kind: 'person' | 'auth', token: string, claims: Record<string, unknown>): HeldToken {
+  return {
+    token,
+    kind,
+    iss: String(claims['iss']),
+    aud: String(claims['aud']),
+    sub: String(claims['sub']),
+    jti: String(claims['jti']),
+    exp: Number(claims['exp']),
+    scope: new Set(typeof claims['scope'] === 'string' ? claims['scope'].split(' ').filter((s) => s !== '') : []),
+    mission: typeof claims['mission_s256'] === 'string' ? claims['mission_s256'] : undefined,
+  }
+}
+
+/** The state of one `fetch` call. */
+interface Call {
+  readonly resource: string
+  readonly scope: string | undefined
+  readonly mission: string | undefined
+  readonly justification: string | undefined
+  readonly deadline: number
+  readonly signal: AbortSignal | undefined
+  /** The resource asked for a person token: present one from now on. */
+  wantPerson: boolean
+  /** The resource asked for the agent token: present it. */
+  wantAgent: boolean
+  /** Components the resource required (`required_input`). */
+  extra: string[]
+  /** Which `(code, kind)` refusals were already retried once. */
+  retried: Set<string>
+  /** What the last request presented. */
+  presented: { presentation: Presentation; held: HeldToken | undefined; credential: AgentCredential } | undefined
+}
+
+/**
+ * Creates an agent client.
+ *
+ * @example
+ * ```ts
+ * const client = createAgentClient({
+ *   credentials: AgentCredentials.fromProvider({ provider: 'https://agents.example', durableKey }),
+ *   onInteraction: ({ userUrl, code }) => console.log(`Open ${userUrl} (code ${code})`),
+ * })
+ * const res = await client.fetch('https://api.example/bookings', {
+ *   method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ fare: 'ECO-SYD' }),
+ * })
+ * ```
+ */
+export function createAgentClient(options: AgentClientOptions): AgentClient {
+  const now = options.now ?? Date.now
+  const idOpts: IdentifierOptions = { allowInsecureLoopback: options.allowInsecureLoopback === true }
+  const egress = options.egress ?? createEgressFetcher(idOpts)
+  const jwks = options.jwks ?? new JwksCache({ fetcher: egress, now, ...idOpts })
+  const transport = new SignedTransport({
+    ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
+    now,
+    ...(options.onStep === undefined ? {} : { onStep: options.onStep }),
+    ...(options.exposeSignatureBase === undefined ? {} : { exposeSignatureBase: options.exposeSignatureBase }),
+  })
+  const marginSec = options.refreshMarginSec ?? REFRESH_MARGIN_SEC
+  const store = new TokenStore({ now, refreshMarginSec: marginSec })
+  const sleep = options.sleep ?? defaultSleep
+  const maxRounds = options.maxRounds ?? 8
+  const preferWaitSec = options.preferWaitSec ?? 30
+  const credentials = options.credentials
+  const caps = new Set<Capability>(options.capabilities ?? [])
+  if (options.onInteraction !== undefined) caps.add('interaction')
+  if (options.onClarification !== undefined) caps.add('clarification')
+  const capabilities = [...caps]
+  const verifyOpts = { jwks, now, ...idOpts }
+  let psClient: PersonServerClient | undefined
+
+  async function personServer(): Promise<PersonServerClient> {
+    const issuer = options.personServer ?? (await credentials.current()).claims.ps
+    if (issuer === undefined) throw new AgentError('no_person_server', 'this agent has no person server (no ps in its agent token and none configured)')
+    if (psClient?.issuer !== issuer) psClient = new PersonServerClient({ issuer, transport, egress, now, ...idOpts })
+    return psClient
+  }
+
+  function pollContext(deadline: number, signal: AbortSignal | undefined): Omit<PollContext, 'transport' | 'party' | 'present'> {
+    return {
+      ...idOpts,
+      ...(options.onInteraction === undefined ? {} : { onInteraction: options.onInteraction }),
+      ...(options.onClarification === undefined ? {} : { onClarification: options.onClarification }),
+      now,
+      sleep,
+      deadline,
+      signal,
+      maxPolls: options.maxPolls ?? 600,
+      minPollIntervalMs: options.minPollIntervalMs ?? 1000,
+      preferWaitSec,
+    }
+  }
+
+  const agentPresentation = async (): Promise<Presentation> => {
+    const c = await credentials.current()
+    return { kind: 'agent', token: c.agentToken, signer: c.signer }
+  }
+
+  async function cnfMatches(claims: Record<string, unknown>, jkt: string): Promise<boolean> {
+    const jwk = (claims['cnf'] as { jwk?: unknown } | undefined)?.jwk
+    if (typeof jwk !== 'object' || jwk === null) return false
+    try {
+      return (await jwkThumbprint(jwk as never)) === jkt
+    } catch {
+      return false
+    }
+  }
+
+  async function personToken(resource: string, o: { mission?: string | undefined; deadline?: number; signal?: AbortSignal | undefined } = {}): Promise<HeldToken> {
+    const cred = await credentials.current()
+    const mission = o.mission ?? options.mission
+    const cached = store.person(resource, mission, cred.jkt)
+    if (cached !== undefined) return cached
+    const ps = await personServer()
+    const body = {
+      resource,
+      ...(mission === undefined ? {} : { mission_s256: mission }),
+      ...(capabilities.length === 0 ? {} : { capabilities }),
+    }
+    const json = await ps.post('person_token_endpoint', body, agentPresentation, pollContext(o.deadline ?? now() + (options.timeoutMs ?? 600_000), o.signal))
+    const token = json['person_token']
+    if (typeof token !== 'string') throw new AgentError('unexpected_response', 'person server answered without person_token', { url: ps.issuer })
+    let claims: Record<string, unknown>
+    try {
+      claims = (await verifyPersonToken(token, { ...verifyOpts, audience: resource })) as unknown as Record<string, unknown>
+    } catch (cause) {
+      throw new AgentError('token_rejected', `the person token from ${ps.issuer} does not verify for ${resource}: ${(cause as Error).message}`, { cause })
+    }
+    if (claims['iss'] !== ps.issuer) throw new AgentError('token_rejected', `the person token was issued by ${String(claims['iss'])}, not ${ps.issuer}`)
+    if (!(await cnfMatches(claims, cred.jkt))) throw new AgentError('token_rejected', 'the person token is bound to another key than this agent’s')
+    const t = held('person', token, claims)
+    store.setPerson(t, cred.jkt)
+    transport.step({ type: 'token', kind: 'person', issuer: t.iss, audience: t.aud, expiresAt: t.exp })
+    return t
+  }
+
+  /** §Resource Challenge Verification, then the auth token request, then §Auth Token Response Verification. */
+  async function obtainAuthToken(call: Call, resourceToken: string): Promise<void> {
+    const presented = call.presented
+    if (presented === undefined || presented.held === undefined) {
+      throw new AgentError('challenge_rejected', 'the resource asked for an auth token but this request presented no person or auth token to bind it to', { url: call.resource })
+    }
+    const ps = await personServer()
+    const cred = presented.credential
+    let rt: ResourceTokenClaims
+    try {
+      rt = await verifyResourceToken(resourceToken, { ...verifyOpts, issuer: call.resource, agentJkt: cred.jkt })
+    } catch (cause) {
+      throw new AgentError('challenge_rejected', `the resource token from ${call.resource} does not verify: ${(cause as Error).message}`, { cause, url: call.resource })
+    }
+    if (rt.ps !== ps.issuer) throw new AgentError('challenge_rejected', `the resource token names person server ${rt.ps}, not this agent's ${ps.issuer}`, { url: call.resource })
+    if (rt.sub !== presented.held.sub || rt.presented_jti !== presented.held.jti) {
+      throw new AgentError('challenge_rejected', 'the resource token does not name the token this agent presented (sub / presented_jti)', { url: call.resource })
+    }
+    const justification = call.justification ?? options.justification
+    const body = {
+      resource_token: resourceToken,
+      presented_token: presented.held.token,
+      ...(capabilities.length === 0 ? {} : { capabilities }),
+      ...(justification === undefined ? {} : { justification }),
+      // AG-RES-17: passed through unchanged.
+      ...(rt.login_hint === undefined ? {} : { login_hint: rt.login_hint }),
+    }
+    const json = await ps.post('auth_token_endpoint', body, agentPresentation, pollContext(call.deadline, call.signal))
+    const token = json['auth_token']
+    if (typeof token !== 'string') throw new AgentError('unexpected_response', 'person server answered without auth_token', { url: ps.issuer })
+    let claims: Record<string, unknown>
+    try {
+      claims = (await verifyAuthToken(token, { ...verifyOpts, audience: call.resource })) as unknown as Record<string, unknown>
+    } catch (cause) {
+      throw new AgentError('token_rejected', `the auth token does not verify for ${call.resource}: ${(cause as Error).message}`, { cause })
+    }
+    if (claims['iss'] !== rt.aud) throw new AgentError('token_rejected', `the auth token was issued by ${String(claims['iss'])}, not ${rt.aud} (the resource token's aud)`)
+    if (!(await cnfMatches(claims, cred.jkt))) throw new AgentError('token_rejected', 'the auth token is bound to another key than this agent’s')
+    if (claims['sub'] !== presented.held.sub) throw new AgentError('token_rejected', 'the auth token names another person than the token this agent presented')
+    // Keyed by the call's mission, which is the presented token's mission.
+    const t = { ...held('auth', token, claims), mission: presented.held.mission }
+    store.addAuth(t, cred.jkt)
+    transport.step({ type: 'token', kind: 'auth', issuer: t.iss, audience: t.aud, expiresAt: t.exp, scope: [...t.scope].join(' ') })
+  }
+
+  async function choose(call: Call): Promise<NonNullable<Call['presented']>> {
+    const credential = await credentials.current()
+    const agent: Presentation = { kind: 'agent', token: credential.agentToken, signer: credential.signer }
+    if (!call.wantAgent) {
+      const auth = store.auth(call.resource, call.mission, credential.jkt, call.scope)
+      if (auth !== undefined) return { presentation: { kind: 'auth', token: auth.token, signer: credential.signer }, held: auth, credential }
+      const cachedPerson = store.person(call.resource, call.mission, credential.jkt)
+      if (call.wantPerson || cachedPerson !== undefined) {
+        const p = cachedPerson ?? (await personToken(call.resource, { mission: call.mission, deadline: call.deadline, signal: call.signal }))
+        return { presentation: { kind: 'person', token: p.token, signer: credential.signer }, held: p, credential }
+      }
+    }
+    return { presentation: agent, held: undefined, credential }
+  }
+
+  function observe(resource: string) {
+    return (res: Response): void => {
+      const v = res.headers.get(AAUTH_ACCESS_HEADER)
+      if (v === null) return
+      try {
+        store.setAccess(resource, parseAAuthAccess(v))
+      } catch {
+        /* a malformed session token is ignored: the resource can challenge again */
+      }
+    }
+  }
+
+  /** Lets a refusal be retried once per call; the second time `err` is thrown. */
+  async function once(call: Call, key: string, err: () => Promise<AAuthError> | AAuthError): Promise<void> {
+    if (call.retried.has(key)) throw await err()
+    call.retried.add(key)
+    transport.step({ type: 'retry', reason: key })
+  }
+
+  /** Acts on a 401/402; returns normally to retry, throws when the call cannot go on. */
+  async function onChallenge(call: Call, res: Response): Promise<void> {
+    const presented = call.presented!
+    const sigErrValue = res.headers.get('signature-error')
+    const reqValue = res.headers.get('aauth-requirement')
+    const requirement = reqValue === null ? undefined : parseRequirement(reqValue, idOpts)
+    if (sigErrValue !== null && res.status === 401) {
+      const sigErr = parseSignatureError(sigErrValue)
+      const kind = presented.presentation.kind
+      const fail = () => readFailure(res.clone(), 'resource', res.url)
+      switch (sigErr.code) {
+        case 'invalid_input': {
+          const missing = (sigErr.requiredInput ?? []).filter((c) => !call.extra.includes(c))
+          if (missing.length === 0) throw await fail()
+          call.extra.push(...missing)
+          return
+        }
+        case 'expired_jwt':
+        case 'revoked_jwt':
+          await once(call, `${sigErr.code}:${kind}`, fail)
+          if (kind === 'agent') credentials.invalidate(presented.presentation.token)
+          else store.drop(presented.held!, presented.credential.jkt)
+          // AG-RES-15: a revoked auth token restarts the grant from a fresh person token.
+          if (kind === 'auth' && sigErr.code === 'revoked_jwt') {
+            const p = store.person(call.resource, call.mission, presented.credential.jkt)
+            if (p !== undefined) store.drop(p, presented.credential.jkt)
+            call.wantPerson = true
+          }
+          return
+        default:
+          if (requirement === undefined) throw await fail()
+      }
+    }
+    if (requirement === undefined) throw await readFailure(res, 'resource', res.url)
+    if (!requirement.recognized) {
+      throw new AgentError('unsupported_requirement', `the resource requires "${requirement.requirement}", which this agent does not support`, { status: res.status, url: res.url })
+    }
+    switch (requirement.requirement) {
+      case 'agent-token':
+        if (presented.presentation.kind === 'agent') {
+          throw new AgentError('requirement_unsatisfiable', 'the resource asked for an agent token although this request presented one', { status: res.status, url: res.url })
+        }
+        call.wantAgent = true
+        return
+      case 'person-token':
+        if (presented.presentation.kind === 'person') {
+          // A held person token refused: fetch a fresh one once, then give up.
+          await once(call, 'person-token:person', () => new AgentError('requirement_unsatisfiable', 'the resource keeps asking for a person token after one was presented', { status: res.status, url: res.url }))
+          store.drop(presented.held!, presented.credential.jkt)
+        }
+        await personServer()
+        call.wantPerson = true
+        call.wantAgent = false
+        return
+      case 'auth-token':
+        await obtainAuthToken(call, requirement.resourceToken)
+        call.wantAgent = false
+        return
+      default:
+        throw new AgentError('unexpected_response', `requirement=${requirement.requirement} cannot come with status ${res.status}`, { status: res.status, url: res.url })
+    }
+  }
+
+  /** AG-PS-08: token-endpoint errors that a fresh start can cure. */
+  function recoverable(call: Call, err: unknown): boolean {
+    if (!(err instanceof ProblemError)) return false
+    const p = call.presented
+    switch (err.code) {
+      case 'expired_presented_token':
+      case 'revoked_presented_token':
+        if (p?.held !== undefined) store.drop(p.held, p.credential.jkt)
+        if (p?.held?.kind === 'auth') {
+          const person = store.person(call.resource, call.mission, p.credential.jkt)
+          if (person !== undefined) store.drop(person, p.credential.jkt)
+        }
+        call.wantPerson = true
+        return !call.retried.has(err.code) && (call.retried.add(err.code), true)
+      case 'expired_resource_token':
+      case 'revoked_resource_token':
+        return !call.retried.has(err.code) && (call.retried.add(err.code), true)
+      default:
+        return false
+    }
+  }
+
+  /** Reads the caller's request into the state of one call. */
+  async function begin(input: string | URL | Request, init: AgentRequestInit | undefined) {
+    const request = new Request(input, init)
+    const body = request.body === null ? undefined : new Uint8Array(await request.arrayBuffer())
+    const url = new URL(request.url)
+    const resource = url.origin
+    if (!isServerIdentifier(resource, idOpts)) {
+      throw new AgentError('insecure_url', `${resource} is not an https server identifier (http is admitted only for loopback with allowInsecureLoopback)`, { url: url.href })
+    }
+    const baseHeaders = new Headers(request.headers)
+    if (!baseHeaders.has('prefer')) baseHeaders.set('prefer', preferWait(preferWaitSec))
+    if (capabilities.length > 0 && !baseHeaders.has(AAUTH_CAPABILITIES_HEADER)) baseHeaders.set(AAUTH_CAPABILITIES_HEADER, serializeCapabilities(capabilities))
+    const o = init?.aauth ?? {}
+    const call: Call = {
+      resource,
+      scope: o.scope,
+      mission: o.mission ?? options.mission,
+      justification: o.justification,
+      deadline: o.deadline ?? now() + (options.timeoutMs ?? 600_000),
+      signal: init?.signal ?? undefined,
+      wantPerson: false,
+      wantAgent: false,
+      extra: [],
+      retried: new Set(),
+      presented: undefined,
+    }
+    return { call, url, method: request.method, body, baseHeaders }
+  }
+
+  /** The headers of one attempt: the caller's, plus the resource's session token. */
+  function attemptHeaders(call: Call, baseHeaders: Headers): Headers {
+    const headers = new Headers(baseHeaders)
+    const access = store.access(call.resource)
+    if (access !== undefined && !headers.has('authorization')) headers.set('authorization', aauthAuthorization(access))
+    return headers
+  }
+
+  async function prepare(input: string | URL | Request, init?: AgentRequestInit): Promise<PreparedRequest> {
+    const { call, url, method, body, baseHeaders } = await begin(input, init)
+    const presented = await choose(call)
+    const headers = await transport.sign({ method, url, headers: attemptHeaders(call, baseHeaders), body }, presented.presentation)
+    return { method, url, headers, body, presenting: presented.presentation.kind }
+  }
+
+  async function agentFetch(input: string | URL | Request, init?: AgentRequestInit): Promise<Response> {
+    const started = await begin(input, init)
+    const { call, baseHeaders } = started
+    let { url, method, body: sendBody } = started
+    const resource = call.resource
+    const capture = observe(resource)
+    for (let round = 1; ; round++) {
+      if (round > maxRounds) throw new AgentError('too_many_rounds', `gave up on ${url.href} after ${maxRounds} challenge rounds`, { url: url.href })
+      if (now() > call.deadline) throw new AgentError('deadline_exceeded', `gave up on ${url.href}: the deadline passed`, { url: url.href })
+      call.presented = await choose(call)
+      const headers = attemptHeaders(call, baseHeaders)
+      let res = await transport.send({ method, url, headers, body: sendBody, extraComponents: call.extra, signal: call.signal }, call.presented.presentation)
+      capture(res)
+      if (REDIRECTS.has(res.status) && res.headers.has('location')) {
+        const to = new URL(res.headers.get('location')!, url)
+        if (to.origin !== url.origin) {
+          throw new AgentError('redirect_refused', `${url.href} redirects to another origin (${to.origin}); a signed request is never replayed there`, { status: res.status, url: to.href })
+        }
+        transport.step({ type: 'redirect', from: url.href, to: to.href })
+        if (res.status === 303 || ((res.status === 301 || res.status === 302) && method === 'POST')) {
+          method = 'GET'
+          sendBody = undefined
+          baseHeaders.delete('content-type')
+        }
+        url = to
+        continue
+      }
+      if (res.status === 202 && res.headers.has('location')) {
+        res = await pollDeferred(res, url, {
+          ...pollContext(call.deadline, call.signal),
+          transport,
+          party: 'resource',
+          present: async () => (call.presented = await choose(call)).presentation,
+          onAuthToken: (rt) => obtainAuthToken(call, rt),
+          observe: capture,
+        })
+        if (POLLING_ERRORS.has(await problemCode(res))) throw await readFailure(res, 'resource', res.url)
+        if (res.status === 401) throw await readFailure(res, 'resource', res.url)
+        return res
+      }
+      if (res.status === 401 || (res.status === 402 && res.headers.has('aauth-requirement'))) {
+        try {
+          await onChallenge(call, res)
+        } catch (err) {
+          if (!recoverable(call, err)) throw err
+        }
+        await res.body?.cancel().catch(() => undefined)
+        continue
+      }
+      return res
+    }
+  }
+
+  return {
+    fetch: agentFetch,
+    prepare,
+    personToken: (resource, o) => personToken(resource, o),
+    personServer,
+    credentials,
+  }
+}
+
+async function problemCode(res: Response): Promise<string> {
+  if (res.status !== 403 && res.status !== 408 && res.status !== 410) return ''
+  try {
+    const v: unknown = await res.clone().json()
+    return typeof v === 'object' && v !== null && typeof (v as { error?: unknown }).error === 'string' ? (v as { error: string }).error : ''
+  } catch {
+    return ''
+  }
+}

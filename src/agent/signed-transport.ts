@@ -1,0 +1,124 @@
+/**
+ * Sends one signed request: every request the agent makes goes through here, so every request is
+ * signed (main draft §HTTP Message Signatures Profile; CHECKLIST AG-SIG-01). Redirects are never
+ * followed by the platform fetch; the flow engine decides (a signature is never replayed to
+ * another origin).
+ *
+ * @module
+ */
+
+import { signRequest, type Signer } from '../protocol/index.js'
+
+/** The token a request presents in `Signature-Key` and the key that signs it (AG-SIG-02). */
+export interface Presentation {
+  readonly kind: 'agent' | 'person' | 'auth'
+  readonly token: string
+  readonly signer: Signer
+}
+
+/** One protocol step, reported to `onStep` (what `aauth fetch -v` prints). */
+export type AgentStep =
+  | { readonly type: 'request'; readonly method: string; readonly url: string; readonly presenting: Presentation['kind']; readonly components: readonly string[]; readonly signatureBase?: string }
+  | { readonly type: 'response'; readonly method: string; readonly url: string; readonly status: number; readonly requirement?: string; readonly signatureError?: string }
+  | { readonly type: 'token'; readonly kind: 'agent' | 'person' | 'auth'; readonly issuer: string; readonly audience?: string; readonly expiresAt: number; readonly scope?: string }
+  | { readonly type: 'poll'; readonly url: string; readonly attempt: number; readonly waitMs: number }
+  | { readonly type: 'interaction'; readonly url: string; readonly code: string; readonly userUrl: string; readonly status: 'pending' | 'interacting' }
+  | { readonly type: 'clarification'; readonly question: string }
+  | { readonly type: 'redirect'; readonly from: string; readonly to: string }
+  | { readonly type: 'retry'; readonly reason: string }
+
+/** An outgoing request before signing. */
+export interface OutgoingRequest {
+  readonly method: string
+  readonly url: URL
+  readonly headers: Headers
+  readonly body?: Uint8Array | undefined
+  /** Components the server asked for (`required_input`, `additional_signature_components`). */
+  readonly extraComponents?: readonly string[]
+  readonly signal?: AbortSignal | undefined
+}
+
+/** Options of {@link SignedTransport}. */
+export interface SignedTransportOptions {
+  readonly fetch?: typeof fetch
+  readonly now?: () => number
+  readonly onStep?: (step: AgentStep) => void
+  /** Report the signature base with each `request` step. */
+  readonly exposeSignatureBase?: boolean
+}
+
+/** Signs and sends requests, reporting each to `onStep`. */
+export class SignedTransport {
+  readonly #fetch: typeof fetch
+  readonly #options: SignedTransportOptions
+
+  constructor(options: SignedTransportOptions = {}) {
+    this.#fetch = options.fetch ?? globalThis.fetch
+    this.#options = options
+  }
+
+  /** Reports a step (no-op without `onStep`). */
+  step(s: AgentStep): void {
+    this.#options.onStep?.(s)
+  }
+
+  /**
+   * Signs `req` with `presentation`: the request's headers plus `Signature-Key`,
+   * `Signature-Input`, `Signature` (and `Content-Digest` for a body).
+   *
+   * @throws {TypeError} when the request cannot be signed.
+   */
+  async sign(req: OutgoingRequest, presentation: Presentation): Promise<Headers> {
+    const expose = this.#options.exposeSignatureBase === true
+    const signed = await signRequest(
+      { method: req.method, url: req.url, headers: req.headers },
+      {
+        signer: presentation.signer,
+        signatureKey: { scheme: 'jwt', jwt: presentation.token, cache: false },
+        ...(req.body === undefined ? {} : { body: req.body }),
+        ...(req.extraComponents === undefined ? {} : { additionalComponents: req.extraComponents }),
+        ...(this.#options.now === undefined ? {} : { now: this.#options.now }),
+        ...(expose ? { exposeBase: true } : {}),
+      },
+    )
+    if (this.#options.onStep !== undefined) {
+      this.step({
+        type: 'request',
+        method: req.method,
+        url: req.url.href,
+        presenting: presentation.kind,
+        components: signed.components,
+        ...(signed.signatureBase === undefined ? {} : { signatureBase: signed.signatureBase }),
+      })
+    }
+    return signed.headers
+  }
+
+  /**
+   * Signs `req` with `presentation` and sends it with `redirect: 'manual'`.
+   *
+   * @throws {TypeError} when the request cannot be signed (a body without `Content-Type`, a
+   *   required component the request lacks); network errors as `fetch` throws them.
+   */
+  async send(req: OutgoingRequest, presentation: Presentation): Promise<Response> {
+    const headers = await this.sign(req, presentation)
+    const res = await this.#fetch(req.url, {
+      method: req.method,
+      headers,
+      redirect: 'manual',
+      ...(req.body === undefined || req.body.byteLength === 0 ? {} : { body: req.body as BufferSource }),
+      ...(req.signal === undefined ? {} : { signal: req.signal }),
+    })
+    const requirement = res.headers.get('aauth-requirement')
+    const sigErr = res.headers.get('signature-error')
+    this.step({
+      type: 'response',
+      method: req.method,
+      url: req.url.href,
+      status: res.status,
+      ...(requirement === null ? {} : { requirement }),
+      ...(sigErr === null ? {} : { signatureError: sigErr }),
+    })
+    return res
+  }
+}
