@@ -119,7 +119,7 @@ describe('agent client: requirement paths (main draft §Resource Access)', () =>
     const second = await w.client.fetch(`${w.res.origin}/docs`)
     expect(await second.json()).toMatchObject({ session: true })
     expect(w.res.presented.at(-1)!.authorization).toBe('AAuth sess-1')
-    const signed = w.steps.filter((s) => s.type === 'request').at(-1) as { components: string[] }
+    const signed = w.steps.filter((s) => s.type === 'request').at(-1) as { components: readonly string[] }
     expect(signed.components).toContain('authorization')
   })
 })
@@ -241,7 +241,7 @@ describe('agent client: expiry, refresh and revocation (§Expiry and the Refresh
       },
     })
     expect((await w.client.fetch(`${w.res.origin}/strict`)).status).toBe(200)
-    const last = w.steps.filter((s) => s.type === 'request').at(-1) as { components: string[] }
+    const last = w.steps.filter((s) => s.type === 'request').at(-1) as { components: readonly string[] }
     expect(last.components).toContain('prefer')
   })
 })
