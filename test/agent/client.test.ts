@@ -124,6 +124,30 @@ describe('agent client: requirement paths (main draft §Resource Access)', () =>
   })
 })
 
+describe('agent client: audience and capabilities', () => {
+  it('AG-RES-14 never sends a token to a resource other than its audience', async () => {
+    const w = await world({ '/flights': { kind: 'auth', scope: 'flights.read' } })
+    const other = await startResource({ '/flights': { kind: 'agent' } })
+    await w.client.fetch(`${w.res.origin}/flights`)
+    const r = await w.client.fetch(`${other.origin}/flights`)
+    expect(await r.json()).toMatchObject({ presented: 'agent' })
+    expect(other.presented.map((p) => p.kind)).toEqual(['agent'])
+  })
+
+  it('AG-RES-02 announces AAuth-Capabilities from the configured callbacks, to resources only', async () => {
+    const seen: (string | null)[] = []
+    const w = await world(
+      { '/caps': { kind: 'raw', respond: (req) => (seen.push(req.headers.get('aauth-capabilities')), Response.json({})) } },
+      { onInteraction: () => undefined, onClarification: () => ({ action: 'cancel' }), capabilities: ['payment'] },
+    )
+    await w.client.fetch(`${w.res.origin}/caps`)
+    expect(seen).toEqual(['payment, interaction, clarification'])
+    const bare = await world({ '/caps': { kind: 'raw', respond: (req) => (seen.push(req.headers.get('aauth-capabilities')), Response.json({})) } })
+    await bare.client.fetch(`${bare.res.origin}/caps`)
+    expect(seen[1]).toBeNull()
+  })
+})
+
 describe('agent client: consent at the PS (§Deferred Responses, §User Interaction, §Clarification Chat)', () => {
   it('AG-DEF-01 / AG-INT-02 hands the consent URL to the caller and polls until approved', async () => {
     let ps!: TestPersonServer
@@ -204,6 +228,14 @@ describe('agent client: expiry, refresh and revocation (§Expiry and the Refresh
     const all = await Promise.all(Array.from({ length: 20 }, () => w.client.fetch(`${w.res.origin}/hello`)))
     expect(all.map((r) => r.status)).toEqual(Array(20).fill(200))
     expect(w.issued()).toBe(2)
+  })
+
+  it('AG-05 a person token inside the refresh margin is not presented again: a fresh one is fetched', async () => {
+    const w = await world({ '/me': { kind: 'person' } })
+    w.ps.lifetimeSec = 240
+    await w.client.fetch(`${w.res.origin}/me`)
+    await w.client.fetch(`${w.res.origin}/me`)
+    expect(w.ps.received.filter((x) => x.path === '/person')).toHaveLength(2)
   })
 
   it('AG-SIG-03 on expired_jwt for the agent token gets a fresh one and retries', async () => {
