@@ -48,7 +48,7 @@ import {
 } from '../protocol/index.js'
 import type { AgentCredential, AgentCredentials } from './agent-credentials.js'
 import { REFRESH_MARGIN_SEC } from './agent-credentials.js'
-import { pollDeferred, type DeferredCallbacks, type PollContext } from './deferred-poller.js'
+import { pollDeferred, type DeferredCallbacks, type InteractionPrompt, type PollContext } from './deferred-poller.js'
 import { AgentError, readFailure } from './errors.js'
 import { PersonServerClient } from './person-server-client.js'
 import { SignedTransport, type AgentStep, type Presentation } from './signed-transport.js'
@@ -90,6 +90,11 @@ export interface AgentClientOptions extends DeferredCallbacks, IdentifierOptions
   readonly refreshMarginSec?: number
   /** Default `mission_s256` for person-token requests. */
   readonly mission?: string
+  /**
+   * Relay a resource's interaction through the PS `interaction_endpoint` before prompting
+   * directly (AG-INT-01). Default true; the direct prompt is the fallback.
+   */
+  readonly relayInteraction?: boolean
   /** Default `justification` sent with auth-token requests (Markdown). */
   readonly justification?: string
 }
@@ -247,6 +252,26 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       minPollIntervalMs: options.minPollIntervalMs ?? 1000,
       preferWaitSec,
     }
+  }
+
+  /**
+   * A resource's interaction: relayed through the PS when it can (AG-INT-01), else handed to the
+   * caller (AG-INT-02). Either way the resource's pending URL decides completion (AG-INT-03).
+   */
+  async function resourceInteraction(prompt: InteractionPrompt, call: Call): Promise<void> {
+    if (options.relayInteraction !== false) {
+      const issuer = options.personServer ?? (await credentials.current()).claims.ps
+      if (issuer !== undefined) {
+        const ps = await personServer()
+        const relayed = await ps.relayInteraction({ url: prompt.url, code: prompt.code, ...(call.mission === undefined ? {} : { mission_s256: call.mission }) }, await agentPresentation(), call.signal)
+        if (relayed) {
+          transport.step({ type: 'retry', reason: 'interaction relayed through the person server' })
+          return
+        }
+      }
+    }
+    if (options.onInteraction === undefined) throw new AgentError('interaction_required', `the resource needs the person at ${prompt.userUrl} and neither the person server nor a handler can take them there`, { url: prompt.pendingUrl })
+    await options.onInteraction(prompt)
   }
 
   const agentPresentation = async (): Promise<Presentation> => {
@@ -534,6 +559,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
           party: 'resource',
           present: async () => (call.presented = await choose(call)).presentation,
           onAuthToken: (rt) => obtainAuthToken(call, rt),
+          onInteraction: (prompt) => resourceInteraction(prompt, call),
           observe: capture,
         })
         if (POLLING_ERRORS.has(await problemCode(res))) throw await readFailure(res, 'resource', res.url)

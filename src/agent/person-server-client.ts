@@ -56,6 +56,30 @@ export class PersonServerClient {
   }
 
   /**
+   * Relays an interaction to the person through the PS (§Relaying Through the Person Server,
+   * AG-INT-01): `true` when the PS took it (`202`), `false` when it cannot relay
+   * (`interaction_unavailable`, or no `interaction_endpoint`) and the agent must direct the
+   * person itself. The resource's pending URL stays authoritative (AG-INT-03): the caller keeps
+   * polling it and does not wait on the relay.
+   *
+   * @throws the server's error for anything else.
+   */
+  async relayInteraction(body: { url: string; code: string; description?: string; mission_s256?: string }, agent: Presentation, signal?: AbortSignal): Promise<boolean> {
+    const endpoint = (await this.metadata()).interaction_endpoint
+    if (endpoint === undefined) return false
+    const url = new URL(endpoint)
+    const bytes = new TextEncoder().encode(JSON.stringify({ type: 'interaction', ...body }))
+    const res = await this.#options.transport.send({ method: 'POST', url, headers: new Headers({ 'content-type': 'application/json' }), body: bytes, signal }, agent)
+    if (res.status === 202 || res.status === 200) {
+      await res.body?.cancel()
+      return true
+    }
+    const err = await readFailure(res, 'person server', url.href)
+    if (err.code === 'interaction_unavailable') return false
+    throw err
+  }
+
+  /**
    * POSTs `body` to `endpoint` (signed with `agent`), polls a `202` to its end, and returns the
    * JSON of the final `200`.
    *

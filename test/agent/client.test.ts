@@ -124,6 +124,35 @@ describe('agent client: requirement paths (main draft §Resource Access)', () =>
   })
 })
 
+describe('agent client: interaction relay through the PS (§Relaying Through the Person Server)', () => {
+  it('AG-INT-01 / AG-INT-03 relays a resource interaction to the PS and keeps polling the resource', async () => {
+    let res!: TestResource
+    const prompted: string[] = []
+    const w = await world({ '/docs': { kind: 'interaction' } }, { onInteraction: (p) => void prompted.push(p.userUrl) })
+    res = w.res
+    w.ps.relay = 'accept'
+    setTimeout(() => res.completeInteraction(), 30)
+    expect((await w.client.fetch(`${w.res.origin}/docs`)).status).toBe(200)
+    expect(prompted).toEqual([])
+    expect(w.ps.received.find((x) => x.path === '/interaction')!.body).toEqual({ type: 'interaction', url: `${w.res.origin}/interact`, code: 'ABCD-EFGH' })
+  })
+
+  it('AG-INT-01 falls back to prompting directly on interaction_unavailable', async () => {
+    let res!: TestResource
+    const prompted: string[] = []
+    const w = await world({ '/docs': { kind: 'interaction' } }, {
+      onInteraction: (p) => {
+        prompted.push(p.userUrl)
+        res.completeInteraction()
+      },
+    })
+    res = w.res
+    w.ps.relay = 'unavailable'
+    expect((await w.client.fetch(`${w.res.origin}/docs`)).status).toBe(200)
+    expect(prompted).toEqual([`${w.res.origin}/interact?code=ABCD-EFGH`])
+  })
+})
+
 describe('agent client: audience and capabilities', () => {
   it('AG-RES-14 never sends a token to a resource other than its audience', async () => {
     const w = await world({ '/flights': { kind: 'auth', scope: 'flights.read' } })

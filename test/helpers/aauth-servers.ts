@@ -119,6 +119,8 @@ export interface TestPersonServer {
   decide(approve: boolean): Promise<void>
   /** Lifetime of issued tokens (s). */
   lifetimeSec: number
+  /** The interaction endpoint: absent (`none`), relaying (`accept`), or `interaction_unavailable`. */
+  relay: 'none' | 'accept' | 'unavailable'
 }
 
 export async function startPersonServer(): Promise<TestPersonServer> {
@@ -133,6 +135,7 @@ export async function startPersonServer(): Promise<TestPersonServer> {
     personInteraction: false,
     received: [],
     lifetimeSec: 3600,
+    relay: 'none',
     async decide(approve) {
       for (const p of pending.values()) {
         if (p.state !== 'pending' && p.state !== 'interacting') continue
@@ -150,7 +153,11 @@ export async function startPersonServer(): Promise<TestPersonServer> {
   }
   const issuer = await serve(async (req, origin) => {
     const url = new URL(req.url)
-    const known = wellKnown(url, origin, 'aauth-person.json', publicJwk, { person_token_endpoint: `${origin}/person`, auth_token_endpoint: `${origin}/token` })
+    const known = wellKnown(url, origin, 'aauth-person.json', publicJwk, {
+      person_token_endpoint: `${origin}/person`,
+      auth_token_endpoint: `${origin}/token`,
+      ...(ps.relay === 'none' ? {} : { interaction_endpoint: `${origin}/interaction` }),
+    })
     if (known !== undefined) return known
     verifier ??= createRequestVerifier({ audience: origin, jwks, acceptedTokenTypes: ['aa-agent+jwt'], ...LOOPBACK })
     try {
@@ -202,6 +209,10 @@ export async function startPersonServer(): Promise<TestPersonServer> {
           case 'clarification':
             return defer(origin, { state: 'pending', issue, question: b.question }, { requirement: 'clarification' }, { clarification: b.question, timeout: 60 })
         }
+      }
+      if (url.pathname === '/interaction' && req.method === 'POST') {
+        if (ps.relay === 'unavailable') throw new ProblemError('interaction_unavailable', 'no channel to the person')
+        return defer(origin, { state: 'interacting', issue: async () => ({}) })
       }
       const m = /^\/pending\/(p\d+)$/.exec(url.pathname)
       const p = m === null ? undefined : pending.get(m[1]!)
