@@ -29,6 +29,8 @@ import {
   AAUTH_ACCESS_HEADER,
   AAUTH_CAPABILITIES_HEADER,
   createEgressFetcher,
+  DWK,
+  fetchMetadata,
   isServerIdentifier,
   JwksCache,
   jwkThumbprint,
@@ -125,6 +127,23 @@ export interface PreparedRequest {
   readonly presenting: Presentation['kind']
 }
 
+/** What {@link AgentClient.authorize} asks for. */
+export interface AuthorizeRequest {
+  /** Space-separated scope values. */
+  readonly scope: string
+  /** The account at the resource (§Account Binding). */
+  readonly account?: string
+  readonly mission?: string
+  readonly justification?: string
+  readonly deadline?: number
+  readonly signal?: AbortSignal
+}
+
+/** The outcome of {@link AgentClient.authorize}. */
+export type AuthorizeResult =
+  | { readonly kind: 'auth-token'; readonly authToken: HeldToken }
+  | { readonly kind: 'authorized'; readonly body: unknown }
+
 /** A signed fetch client. */
 export interface AgentClient {
   /** A drop-in `fetch` that signs every request and satisfies requirements as they come. */
@@ -135,6 +154,15 @@ export interface AgentClient {
    * stack. No challenge is walked.
    */
   prepare(input: string | URL | Request, init?: AgentRequestInit): Promise<PreparedRequest>
+  /**
+   * Asks a resource for access ahead of a call, at its `authorization_endpoint` with a person
+   * token (§Authorization Endpoint; AG-RES-12). A `resource_token` answer is redeemed at the PS
+   * and the auth token held for later calls; a plain `200` (resource-managed, perhaps with
+   * `AAuth-Access`) is returned as `authorized`.
+   *
+   * @throws {AgentError} `requirement_unsatisfiable` when the resource publishes no endpoint.
+   */
+  authorize(resource: string, request: AuthorizeRequest): Promise<AuthorizeResult>
   /** Obtains (or returns the held) person token for `resource` (AG-RES-13). */
   personToken(resource: string, options?: { mission?: string; deadline?: number; signal?: AbortSignal }): Promise<HeldToken>
   /** The person server client, for the endpoints the flow engine does not drive itself. */
@@ -318,7 +346,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
   }
 
   /** §Resource Challenge Verification, then the auth token request, then §Auth Token Response Verification. */
-  async function obtainAuthToken(call: Call, resourceToken: string): Promise<void> {
+  async function obtainAuthToken(call: Call, resourceToken: string): Promise<HeldToken> {
     const presented = call.presented
     if (presented === undefined || presented.held === undefined) {
       throw new AgentError('challenge_rejected', 'the resource asked for an auth token but this request presented no person or auth token to bind it to', { url: call.resource })
@@ -360,6 +388,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     const t = { ...held('auth', token, claims), mission: presented.held.mission }
     store.addAuth(t, cred.jkt)
     transport.step({ type: 'token', kind: 'auth', issuer: t.iss, audience: t.aud, expiresAt: t.exp, scope: [...t.scope].join(' ') })
+    return t
   }
 
   async function choose(call: Call): Promise<NonNullable<Call['presented']>> {
@@ -518,6 +547,45 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     return headers
   }
 
+  async function authorize(resource: string, r: AuthorizeRequest): Promise<AuthorizeResult> {
+    const md = await fetchMetadata(resource, DWK.resource, { fetcher: egress, ...idOpts })
+    if (md.authorization_endpoint === undefined) throw new AgentError('requirement_unsatisfiable', `${resource} publishes no authorization_endpoint`, { url: resource })
+    const url = new URL(md.authorization_endpoint)
+    const { call } = await begin(url, {
+      aauth: {
+        scope: r.scope,
+        ...(r.mission === undefined ? {} : { mission: r.mission }),
+        ...(r.justification === undefined ? {} : { justification: r.justification }),
+        ...(r.deadline === undefined ? {} : { deadline: r.deadline }),
+      },
+      ...(r.signal === undefined ? {} : { signal: r.signal }),
+    })
+    const person = await personToken(resource, { mission: call.mission, deadline: call.deadline, signal: call.signal })
+    const credential = await credentials.current()
+    call.presented = { presentation: { kind: 'person', token: person.token, signer: credential.signer }, held: person, credential }
+    const body = new TextEncoder().encode(JSON.stringify({ scope: r.scope, ...(r.account === undefined ? {} : { account: r.account }) }))
+    const capture = observe(resource)
+    let res = await transport.send({ method: 'POST', url, headers: new Headers({ 'content-type': 'application/json', prefer: preferWait(preferWaitSec) }), body, signal: call.signal }, call.presented.presentation)
+    capture(res)
+    if (res.status === 202 && res.headers.has('location')) {
+      const presented = call.presented
+      res = await pollDeferred(res, url, {
+        ...pollContext(call.deadline, call.signal),
+        transport,
+        party: 'resource',
+        present: async () => presented.presentation,
+        onInteraction: (prompt) => resourceInteraction(prompt, call),
+        observe: capture,
+      })
+    }
+    if (res.status !== 200) throw await readFailure(res, 'resource', url.href)
+    const json: unknown = await res.json().catch(() => undefined)
+    const rt = typeof json === 'object' && json !== null ? (json as { resource_token?: unknown }).resource_token : undefined
+    if (typeof rt !== 'string') return { kind: 'authorized', body: json }
+    const authToken = await obtainAuthToken(call, rt)
+    return { kind: 'auth-token', authToken }
+  }
+
   async function prepare(input: string | URL | Request, init?: AgentRequestInit): Promise<PreparedRequest> {
     const { call, url, method, body, baseHeaders } = await begin(input, init)
     const presented = await choose(call)
@@ -558,7 +626,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
           transport,
           party: 'resource',
           present: async () => (call.presented = await choose(call)).presentation,
-          onAuthToken: (rt) => obtainAuthToken(call, rt),
+          onAuthToken: async (rt) => void (await obtainAuthToken(call, rt)),
           onInteraction: (prompt) => resourceInteraction(prompt, call),
           observe: capture,
         })
@@ -582,6 +650,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
   return {
     fetch: agentFetch,
     prepare,
+    authorize,
     personToken: (resource, o) => personToken(resource, o),
     personServer,
     credentials,

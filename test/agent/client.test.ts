@@ -103,6 +103,17 @@ describe('agent client: requirement paths (main draft §Resource Access)', () =>
     expect(w.res.presented.at(-1)).toMatchObject({ path: '/held/h1', kind: 'auth' })
   })
 
+  it('AG-RES-12 asks the authorization endpoint ahead of a call, then presents the auth token', async () => {
+    const w = await world({ '/authorize': { kind: 'authorize' }, '/flights': { kind: 'auth', scope: 'flights.read' } })
+    const got = await w.client.authorize(w.res.origin, { scope: 'flights.read' })
+    expect(got.kind).toBe('auth-token')
+    const r = await w.client.fetch(`${w.res.origin}/flights`)
+    expect(await r.json()).toMatchObject({ presented: 'auth', scope: 'flights.read' })
+    expect(kinds(w)).toEqual(['person', 'auth'])
+    const other = await world({ '/flights': { kind: 'agent' } })
+    await expect(other.client.authorize(other.res.origin, { scope: 'x' })).rejects.toMatchObject({ code: 'requirement_unsatisfiable' })
+  })
+
   it('AG-RES-11 uses AAuth-Access from a resource-managed interaction, covered by the signature', async () => {
     const prompts: string[] = []
     let res!: TestResource

@@ -250,6 +250,8 @@ export type RouteMode =
   | { kind: 'agent-only' }
   | { kind: 'person' }
   | { kind: 'auth'; scope: string; deferred?: boolean }
+  /** The authorization endpoint (§Authorization Endpoint): a person token gets a resource token for the body's scope. */
+  | { kind: 'authorize' }
   /** Resource-managed: 202 interaction, then 200 with `AAuth-Access`; later calls need it. */
   | { kind: 'interaction' }
   | { kind: 'raw'; respond: (req: Request, origin: string) => Response | Promise<Response> }
@@ -304,14 +306,14 @@ export async function startResource(routes: Record<string, RouteMode>): Promise<
   }
   const origin = await serve(async (req, origin) => {
     const url = new URL(req.url)
-    const known = wellKnown(url, origin, 'aauth-resource.json', publicJwk, {})
+    const known = wellKnown(url, origin, 'aauth-resource.json', publicJwk, res.routes.has('/authorize') ? { authorization_endpoint: `${origin}/authorize` } : {})
     if (known !== undefined) return known
     verifier ??= createRequestVerifier({ audience: origin, jwks, ...LOOPBACK, isRevoked: (_iss, jti) => res.revoked.has(jti) })
     const heldMatch = /^\/held\/(h\d+)$/.exec(url.pathname)
     const mode = heldMatch !== null ? ({ kind: 'auth', scope: '' } as RouteMode) : res.routes.get(url.pathname)
     if (mode === undefined) return new Response('not found', { status: 404 })
     try {
-      const { ctx, thumbprint } = await verified(verifier, req)
+      const { ctx, thumbprint, body } = await verified(verifier, req)
       const kind = ctx.scheme === 'jwt' ? ctx.type.slice(3, ctx.type.indexOf('+')) : 'server'
       const authorization = req.headers.get('authorization') ?? undefined
       res.presented.push({ path: url.pathname, kind, ...(authorization === undefined ? {} : { authorization }) })
@@ -328,6 +330,11 @@ export async function startResource(routes: Record<string, RouteMode>): Promise<
           return mode.respond(req, origin)
         case 'agent':
           return ok()
+        case 'authorize': {
+          if (kind !== 'person') return new Response(null, { status: 401, headers: { 'aauth-requirement': serializeRequirement({ requirement: 'person-token' }) } })
+          const scope = String((JSON.parse(new TextDecoder().decode(body)) as { scope?: unknown }).scope)
+          return Response.json({ resource_token: await resourceToken(origin, ctx, thumbprint, scope) })
+        }
         case 'agent-only':
           if (kind === 'agent') return ok()
           return new Response(null, { status: 401, headers: { 'aauth-requirement': serializeRequirement({ requirement: 'agent-token' }) } })
