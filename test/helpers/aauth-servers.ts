@@ -268,6 +268,8 @@ export interface TestResource {
   key: IssuerKey
   /** Auth token jtis the resource refuses with revoked_jwt. */
   readonly revoked: Set<string>
+  /** Extra claims for resource tokens, given the presented token's jti (peer compatibility). */
+  extraResourceTokenClaims?: (presentedJti: string) => Record<string, unknown>
 }
 
 export async function startResource(routes: Record<string, RouteMode>): Promise<TestResource> {
@@ -301,6 +303,7 @@ export async function startResource(routes: Record<string, RouteMode>): Promise<
       agentJkt: thumbprint,
       scope,
       ...(typeof c['mission_s256'] === 'string' ? { missionS256: c['mission_s256'] } : {}),
+      ...(res.extraResourceTokenClaims === undefined ? {} : { extraClaims: res.extraResourceTokenClaims(String(c['jti'])) }),
       ...LOOPBACK,
     })
   }
