@@ -11,6 +11,8 @@
  *   key (two-key pattern) it binds the ephemeral key.
  *
  * A self-hosted agent is its own provider: {@link AgentProvider.issue} mints its token directly.
+ * When the AP stops trusting an agent it revokes the agent's token at the agent's person server
+ * ({@link AgentProvider.revokeAgentToken}; main draft §Token Revocation, CHECKLIST AG-07).
  *
  * Exported from `'aauth-kit/agent'`.
  *
@@ -19,9 +21,17 @@
 
 import { Hono } from 'hono'
 import {
+  AAuthError,
   assertServerIdentifier,
   createAgentToken,
+  createEgressFetcher,
+  createSigner,
+  decodeJwt,
   DWK,
+  fetchMetadata,
+  MetadataError,
+  signRequest,
+  type EgressFetcher,
   generateInteractionCode,
   isAgentIdentifier,
   ProblemError,
@@ -37,6 +47,7 @@ import {
   type SignatureKeyMember,
 } from '../protocol/index.js'
 import type { KeyRing } from './key-ring.js'
+import { readFailure } from './errors.js'
 
 /** One enrolled agent: its identifier, its durable key and its person server. */
 export interface Enrollment {
@@ -102,6 +113,10 @@ export interface AgentProviderOptions {
   readonly now?: () => number
   /** Development only: admit an `http://127.0.0.1:PORT` issuer. */
   readonly allowInsecureLoopback?: boolean
+  /** Fetches PS metadata for revocation. Default: {@link createEgressFetcher}. */
+  readonly egress?: EgressFetcher
+  /** Sends the revocation request. Default `globalThis.fetch`. */
+  readonly fetch?: typeof fetch
 }
 
 /** A running agent provider. */
@@ -113,6 +128,17 @@ export interface AgentProvider {
   createEnrollmentCode(grant: EnrollmentGrant, ttlSec?: number): Promise<string>
   /** Issues a token directly (self-hosted agents, sub-agents issued by the operator). */
   issue(input: { local: string; cnfJwk: PublicJwk; ps?: string; parentLocal?: string }): Promise<string>
+  /**
+   * Revokes one of this AP's agent tokens at the person server it names (`ps`), the only
+   * recipient: a signed `POST {jti, exp}` to the PS `revocation_endpoint`, signed as this server
+   * (`Signature-Key` `jwks_uri` scheme, `dwk=aauth-agent.json`) and covering the body. Resolves
+   * once the PS answers `200` (its cascade is done).
+   *
+   * @returns `false` when the token names no PS (there is no one to tell).
+   * @throws {AAuthError} `invalid_request` for a token this AP did not issue; {@link MetadataError}
+   *   when the PS publishes no `revocation_endpoint`; the PS's own error otherwise.
+   */
+  revokeAgentToken(agentToken: string): Promise<boolean>
 }
 
 const TOP_LEVEL_LOCAL = /^[A-Za-z0-9._-]{1,255}$/
@@ -212,10 +238,30 @@ export function createAgentProvider(options: AgentProviderOptions): AgentProvide
     return c.json({ agent_token: agentToken, expires_in: lifetime, agent: e.sub })
   })
 
+  async function revokeAgentToken(agentToken: string): Promise<boolean> {
+    const claims = decodeJwt(agentToken).payload
+    if (claims['iss'] !== options.issuer) throw new AAuthError('invalid_request', 'this agent provider did not issue that token')
+    const ps = claims['ps']
+    if (typeof ps !== 'string') return false
+    const md = await fetchMetadata(ps, DWK.person, { fetcher: options.egress ?? createEgressFetcher(idOpts), ...idOpts })
+    if (md.revocation_endpoint === undefined) throw new MetadataError('invalid_metadata', `${ps} publishes no revocation_endpoint`)
+    const key = options.keys.current
+    const body = new TextEncoder().encode(JSON.stringify({ jti: claims['jti'], exp: claims['exp'] }))
+    const { headers } = await signRequest(
+      { method: 'POST', url: md.revocation_endpoint, headers: new Headers({ 'content-type': 'application/json' }) },
+      { signer: await createSigner(key.privateJwk), signatureKey: { scheme: 'jwks_uri', id: options.issuer, dwk: DWK.agent, kid: key.kid }, body, now },
+    )
+    const res = await (options.fetch ?? globalThis.fetch)(md.revocation_endpoint, { method: 'POST', headers, body, redirect: 'manual' })
+    if (res.status !== 200) throw await readFailure(res, 'person server', md.revocation_endpoint)
+    await res.body?.cancel()
+    return true
+  }
+
   return {
     app,
     metadata,
     issue,
+    revokeAgentToken,
     async createEnrollmentCode(grant, ttlSec = 900) {
       if (!TOP_LEVEL_LOCAL.test(grant.local) || !isAgentIdentifier(`aauth:${grant.local}@${domain}`, idOpts)) {
         throw new TypeError(`"${grant.local}" is not a valid top-level agent name`)

@@ -121,6 +121,10 @@ export interface TestPersonServer {
   lifetimeSec: number
   /** The interaction endpoint: absent (`none`), relaying (`accept`), or `interaction_unavailable`. */
   relay: 'none' | 'accept' | 'unavailable'
+  /** Publish a revocation endpoint (default true). */
+  revocation: boolean
+  /** Agent-token revocations received: the verified caller, and the body. */
+  readonly revocations: { issuer: string; dwk: string; jti: unknown; exp: unknown }[]
 }
 
 export async function startPersonServer(): Promise<TestPersonServer> {
@@ -128,6 +132,7 @@ export async function startPersonServer(): Promise<TestPersonServer> {
   const jwks = loopbackJwks()
   const pending = new Map<string, Pending>()
   let verifier: RequestVerifier | undefined
+  let revoker: RequestVerifier | undefined
   let counter = 0
   const ps: TestPersonServer = {
     issuer: '',
@@ -136,6 +141,8 @@ export async function startPersonServer(): Promise<TestPersonServer> {
     received: [],
     lifetimeSec: 3600,
     relay: 'none',
+    revocation: true,
+    revocations: [],
     async decide(approve) {
       for (const p of pending.values()) {
         if (p.state !== 'pending' && p.state !== 'interacting') continue
@@ -157,8 +164,21 @@ export async function startPersonServer(): Promise<TestPersonServer> {
       person_token_endpoint: `${origin}/person`,
       auth_token_endpoint: `${origin}/token`,
       ...(ps.relay === 'none' ? {} : { interaction_endpoint: `${origin}/interaction` }),
+      ...(ps.revocation ? { revocation_endpoint: `${origin}/revoke` } : {}),
     })
     if (known !== undefined) return known
+    if (url.pathname === '/revoke' && req.method === 'POST') {
+      revoker ??= createRequestVerifier({ audience: origin, jwks, acceptedTokenTypes: [], acceptServerSignatures: true, requireBodyComponents: true, ...LOOPBACK })
+      try {
+        const { ctx, body } = await verified(revoker, req)
+        if (ctx.scheme !== 'jwks_uri') throw new SignatureError('invalid_key', 'a server signature is required')
+        const json = JSON.parse(new TextDecoder().decode(body)) as Record<string, unknown>
+        ps.revocations.push({ issuer: ctx.issuer, dwk: ctx.dwk, jti: json['jti'], exp: json['exp'] })
+        return new Response(null, { status: 200 })
+      } catch (e) {
+        return asResponse(e)
+      }
+    }
     verifier ??= createRequestVerifier({ audience: origin, jwks, acceptedTokenTypes: ['aa-agent+jwt'], ...LOOPBACK })
     try {
       const { ctx, body } = await verified(verifier, req)
