@@ -4,7 +4,7 @@
  * §Resource Access and §Deferred Responses; CHECKLIST IDs in the names.
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import { AgentCredentials, AgentError, createAgentClient, type AgentClientOptions, type AgentStep } from '../../src/agent/index.js'
+import { AgentCredentials, AgentError, createAgentClient, enroll, type AgentClientOptions, type AgentStep } from '../../src/agent/index.js'
 import { createSigner, decodeJwt, generateKeyPair, HeaderError, ProblemError } from '../../src/protocol/index.js'
 import { closeAll, LOOPBACK, startAgentProvider, startPersonServer, startResource, type RouteMode, type TestPersonServer, type TestResource } from '../helpers/aauth-servers.js'
 
@@ -276,6 +276,23 @@ describe('agent client: expiry, refresh and revocation (§Expiry and the Refresh
     await w.client.fetch(`${w.res.origin}/me`)
     await w.client.fetch(`${w.res.origin}/me`)
     expect(w.ps.received.filter((x) => x.path === '/person')).toHaveLength(2)
+  })
+
+  it('AG-06 / BOOT-05 after a two-key refresh (new key) the agent re-authorizes: old grants are never presented', async () => {
+    const { ap, issuer } = await startAgentProvider()
+    const ps = await startPersonServer()
+    const res = await startResource({ '/flights': { kind: 'auth', scope: 'flights.read' } })
+    const durableKey = (await generateKeyPair()).privateJwk
+    await enroll({ provider: issuer, durableKey, code: await ap.createEnrollmentCode({ local: 'rotating-bot', ps: ps.issuer }), ...LOOPBACK })
+    const credentials = AgentCredentials.fromProvider({ provider: issuer, durableKey })
+    const client = createAgentClient({ credentials, ...LOOPBACK })
+    expect((await client.fetch(`${res.origin}/flights`)).status).toBe(200)
+    const firstJkt = (await credentials.current()).jkt
+    credentials.invalidate((await credentials.current()).agentToken)
+    expect((await client.fetch(`${res.origin}/flights`)).status).toBe(200)
+    expect((await credentials.current()).jkt).not.toBe(firstJkt)
+    expect(res.presented.map((p) => p.kind)).toEqual(['agent', 'person', 'auth', 'agent', 'person', 'auth'])
+    expect(ps.received.filter((x) => x.path === '/token')).toHaveLength(2)
   })
 
   it('AG-SIG-03 on expired_jwt for the agent token gets a fresh one and retries', async () => {
