@@ -216,6 +216,8 @@ interface Call {
   wantAgent: boolean
   /** Components the resource required (`required_input`). */
   extra: string[]
+  /** Whether the request can cover a component the server names in `required_input`. */
+  readonly canCover: (component: string) => boolean
   /** Which `(code, kind)` refusals were already retried once. */
   retried: Set<string>
   /** What the last request presented. */
@@ -438,7 +440,8 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       switch (sigErr.code) {
         case 'invalid_input': {
           const missing = (sigErr.requiredInput ?? []).filter((c) => !call.extra.includes(c))
-          if (missing.length === 0) throw await fail()
+          // A component this request does not carry cannot be signed: the server's error stands.
+          if (missing.length === 0 || !missing.every(call.canCover)) throw await fail()
           call.extra.push(...missing)
           return
         }
@@ -533,6 +536,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       wantPerson: false,
       wantAgent: false,
       extra: [],
+      canCover: (c) => c.startsWith('@') || baseHeaders.has(c) || c === 'signature-key' || (body !== undefined && c === 'content-digest') || (c === 'authorization' && store.access(resource) !== undefined),
       retried: new Set(),
       presented: undefined,
     }

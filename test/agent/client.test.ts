@@ -419,3 +419,10 @@ describe('agent client: bad inputs yield typed errors, no hang (NEG-AG-*)', () =
     await expect(w.client.fetch('http://api.example/hello')).rejects.toMatchObject({ code: 'insecure_url' })
   })
 })
+
+describe('agent client: required_input it cannot satisfy', () => {
+  it('AG-SIG-03 a required component the request lacks surfaces the server error, typed', async () => {
+    const w = await world({ '/strict': { kind: 'raw', respond: () => new Response(null, { status: 401, headers: { 'signature-error': 'error=invalid_input, required_input=("x-nope")' } }) } })
+    await expect(w.client.fetch(`${w.res.origin}/strict`)).rejects.toMatchObject({ code: 'invalid_input', requiredInput: ['x-nope'] })
+  })
+})
