@@ -7,7 +7,7 @@
  * @module
  */
 
-import { signRequest, type Signer } from '../protocol/index.js'
+import { EgressError, signRequest, type Signer } from '../protocol/index.js'
 
 /** The token a request presents in `Signature-Key` and the key that signs it (AG-SIG-02). */
 export interface Presentation {
@@ -98,17 +98,25 @@ export class SignedTransport {
    * Signs `req` with `presentation` and sends it with `redirect: 'manual'`.
    *
    * @throws {TypeError} when the request cannot be signed (a body without `Content-Type`, a
-   *   required component the request lacks); network errors as `fetch` throws them.
+   *   required component the request lacks); {@link EgressError} `fetch_failed` when the request
+   *   cannot be sent (connection refused, reset, DNS).
    */
   async send(req: OutgoingRequest, presentation: Presentation): Promise<Response> {
     const headers = await this.sign(req, presentation)
-    const res = await this.#fetch(req.url, {
-      method: req.method,
-      headers,
-      redirect: 'manual',
-      ...(req.body === undefined || req.body.byteLength === 0 ? {} : { body: req.body as BufferSource }),
-      ...(req.signal === undefined ? {} : { signal: req.signal }),
-    })
+    let res: Response
+    try {
+      res = await this.#fetch(req.url, {
+        method: req.method,
+        headers,
+        redirect: 'manual',
+        ...(req.body === undefined || req.body.byteLength === 0 ? {} : { body: req.body as BufferSource }),
+        ...(req.signal === undefined ? {} : { signal: req.signal }),
+      })
+    } catch (cause) {
+      // The caller's own abort stays an AbortError; anything else is a typed transport failure.
+      if (req.signal?.aborted === true) throw cause
+      throw new EgressError('fetch_failed', req.url.href, `${req.method} ${req.url.href} failed: ${(cause as Error).message}`, { cause })
+    }
     const requirement = res.headers.get('aauth-requirement')
     const sigErr = res.headers.get('signature-error')
     this.step({

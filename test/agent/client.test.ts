@@ -426,3 +426,13 @@ describe('agent client: required_input it cannot satisfy', () => {
     await expect(w.client.fetch(`${w.res.origin}/strict`)).rejects.toMatchObject({ code: 'invalid_input', requiredInput: ['x-nope'] })
   })
 })
+
+describe('agent client: transport failures', () => {
+  it('an unreachable resource is a typed fetch_failed, and the caller’s abort stays an abort', async () => {
+    const w = await world({ '/hello': { kind: 'agent' } })
+    await expect(w.client.fetch('http://127.0.0.1:1/hello')).rejects.toMatchObject({ code: 'fetch_failed' })
+    const ac = new AbortController()
+    ac.abort()
+    await expect(w.client.fetch(`${w.res.origin}/hello`, { signal: ac.signal })).rejects.toMatchObject({ name: 'AbortError' })
+  })
+})
