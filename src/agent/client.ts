@@ -171,6 +171,8 @@ export interface AgentClient {
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308])
+/** Methods the Fetch standard upper-cases (every other method is kept as written). */
+const NORMALIZED_METHODS = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST', 'PUT'])
 const POLLING_ERRORS = new Set(['denied', 'abandoned', 'expired', 'revoked', 'invalid_code'])
 
 function defaultSleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -186,6 +188,35 @@ function defaultSleep(ms: number, signal?: AbortSignal): Promise<void> {
     }
     signal?.addEventListener('abort', onAbort, { once: true })
   })
+}
+
+/** What a call needs from the caller's request. */
+interface RequestParts {
+  readonly url: URL
+  readonly method: string
+  readonly headers: Headers
+  readonly body: Uint8Array | undefined
+}
+
+/**
+ * The parts of a bodiless request given as a URL, read without building a Fetch `Request` (which
+ * costs about as much as the rest of the client's work); `undefined` when a `Request` is needed to
+ * read it the way Fetch would (a body, a `Request` input, another method, userinfo in the URL).
+ */
+function bodilessParts(input: string | URL | Request, init: RequestInit | undefined): RequestParts | undefined {
+  if (input instanceof Request || init?.body != null) return undefined
+  const method = init?.method === undefined ? 'GET' : init.method.toUpperCase()
+  if (!NORMALIZED_METHODS.has(method)) return undefined
+  const url = new URL(input)
+  if (url.username !== '' || url.password !== '') return undefined
+  return { url, method, headers: new Headers(init?.headers), body: undefined }
+}
+
+/** The parts of any request, through a Fetch `Request`. */
+async function requestParts(input: string | URL | Request, init: RequestInit | undefined): Promise<RequestParts> {
+  const request = new Request(input, init)
+  const body = request.body === null ? undefined : new Uint8Array(await request.arrayBuffer())
+  return { url: new URL(request.url), method: request.method, headers: new Headers(request.headers), body }
 }
 
 function held(kind: 'person' | 'auth', token: string, claims: Record<string, unknown>): HeldToken {
@@ -259,6 +290,12 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
   if (options.onInteraction !== undefined) caps.add('interaction')
   if (options.onClarification !== undefined) caps.add('clarification')
   const capabilities = [...caps]
+  const capabilitiesValue = capabilities.length === 0 ? undefined : serializeCapabilities(capabilities)
+  const preferValue = preferWait(preferWaitSec)
+  /** The last origin that passed the server identifier check (a pure function of the origin). */
+  let checkedResource: string | undefined
+  /** Whether a person or auth token was ever stored: until then `choose` skips the store. */
+  let holdsTokens = false
   const verifyOpts = { jwks, now, ...idOpts }
   let psClient: PersonServerClient | undefined
 
@@ -343,6 +380,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     if (!(await cnfMatches(claims, cred.jkt))) throw new AgentError('token_rejected', 'the person token is bound to another key than this agent’s')
     const t = held('person', token, claims)
     store.setPerson(t, cred.jkt)
+    holdsTokens = true
     transport.step({ type: 'token', kind: 'person', issuer: t.iss, audience: t.aud, expiresAt: t.exp })
     return t
   }
@@ -389,6 +427,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     // Keyed by the call's mission, which is the presented token's mission.
     const t = { ...held('auth', token, claims), mission: presented.held.mission }
     store.addAuth(t, cred.jkt)
+    holdsTokens = true
     transport.step({ type: 'token', kind: 'auth', issuer: t.iss, audience: t.aud, expiresAt: t.exp, scope: [...t.scope].join(' ') })
     return t
   }
@@ -396,7 +435,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
   async function choose(call: Call): Promise<NonNullable<Call['presented']>> {
     const credential = await credentials.current()
     const agent: Presentation = { kind: 'agent', token: credential.agentToken, signer: credential.signer }
-    if (!call.wantAgent) {
+    if (!call.wantAgent && (holdsTokens || call.wantPerson)) {
       const auth = store.auth(call.resource, call.mission, credential.jkt, call.scope)
       if (auth !== undefined) return { presentation: { kind: 'auth', token: auth.token, signer: credential.signer }, held: auth, credential }
       const cachedPerson = store.person(call.resource, call.mission, credential.jkt)
@@ -515,16 +554,16 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
 
   /** Reads the caller's request into the state of one call. */
   async function begin(input: string | URL | Request, init: AgentRequestInit | undefined) {
-    const request = new Request(input, init)
-    const body = request.body === null ? undefined : new Uint8Array(await request.arrayBuffer())
-    const url = new URL(request.url)
+    const { url, method, headers: baseHeaders, body } = bodilessParts(input, init) ?? (await requestParts(input, init))
     const resource = url.origin
-    if (!isServerIdentifier(resource, idOpts)) {
-      throw new AgentError('insecure_url', `${resource} is not an https server identifier (http is admitted only for loopback with allowInsecureLoopback)`, { url: url.href })
+    if (resource !== checkedResource) {
+      if (!isServerIdentifier(resource, idOpts)) {
+        throw new AgentError('insecure_url', `${resource} is not an https server identifier (http is admitted only for loopback with allowInsecureLoopback)`, { url: url.href })
+      }
+      checkedResource = resource
     }
-    const baseHeaders = new Headers(request.headers)
-    if (!baseHeaders.has('prefer')) baseHeaders.set('prefer', preferWait(preferWaitSec))
-    if (capabilities.length > 0 && !baseHeaders.has(AAUTH_CAPABILITIES_HEADER)) baseHeaders.set(AAUTH_CAPABILITIES_HEADER, serializeCapabilities(capabilities))
+    if (!baseHeaders.has('prefer')) baseHeaders.set('prefer', preferValue)
+    if (capabilitiesValue !== undefined && !baseHeaders.has(AAUTH_CAPABILITIES_HEADER)) baseHeaders.set(AAUTH_CAPABILITIES_HEADER, capabilitiesValue)
     const o = init?.aauth ?? {}
     const call: Call = {
       resource,
@@ -540,12 +579,11 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       retried: new Set(),
       presented: undefined,
     }
-    return { call, url, method: request.method, body, baseHeaders }
+    return { call, url, method, body, baseHeaders }
   }
 
-  /** The headers of one attempt: the caller's, plus the resource's session token. */
-  function attemptHeaders(call: Call, baseHeaders: Headers): Headers {
-    const headers = new Headers(baseHeaders)
+  /** Adds the resource's session token to `headers` (one attempt's copy of the caller's). */
+  function attemptHeaders(call: Call, headers: Headers): Headers {
     const access = store.access(call.resource)
     if (access !== undefined && !headers.has('authorization')) headers.set('authorization', aauthAuthorization(access))
     return headers
@@ -593,6 +631,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
   async function prepare(input: string | URL | Request, init?: AgentRequestInit): Promise<PreparedRequest> {
     const { call, url, method, body, baseHeaders } = await begin(input, init)
     const presented = await choose(call)
+    // One attempt only: the call's own copy of the caller's headers is signed in place.
     const headers = await transport.sign({ method, url, headers: attemptHeaders(call, baseHeaders), body }, presented.presentation)
     return { method, url, headers, body, presenting: presented.presentation.kind }
   }
@@ -607,7 +646,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       if (round > maxRounds) throw new AgentError('too_many_rounds', `gave up on ${url.href} after ${maxRounds} challenge rounds`, { url: url.href })
       if (now() > call.deadline) throw new AgentError('deadline_exceeded', `gave up on ${url.href}: the deadline passed`, { url: url.href })
       call.presented = await choose(call)
-      const headers = attemptHeaders(call, baseHeaders)
+      const headers = attemptHeaders(call, new Headers(baseHeaders))
       let res = await transport.send({ method, url, headers, body: sendBody, extraComponents: call.extra, signal: call.signal }, call.presented.presentation)
       capture(res)
       if (REDIRECTS.has(res.status) && res.headers.has('location')) {

@@ -69,16 +69,17 @@ export class SignedTransport {
    * @throws {TypeError} when the request cannot be signed.
    */
   async sign(req: OutgoingRequest, presentation: Presentation): Promise<Headers> {
-    const expose = this.#options.exposeSignatureBase === true
+    // One options shape on every call (absent options as `undefined`, which signRequest reads as
+    // absent): conditional spreads give each combination its own hidden class.
     const signed = await signRequest(
       { method: req.method, url: req.url, headers: req.headers },
       {
         signer: presentation.signer,
         signatureKey: { scheme: 'jwt', jwt: presentation.token, cache: false },
-        ...(req.body === undefined ? {} : { body: req.body }),
-        ...(req.extraComponents === undefined ? {} : { additionalComponents: req.extraComponents }),
-        ...(this.#options.now === undefined ? {} : { now: this.#options.now }),
-        ...(expose ? { exposeBase: true } : {}),
+        body: req.body,
+        additionalComponents: req.extraComponents,
+        now: this.#options.now,
+        exposeBase: this.#options.exposeSignatureBase === true,
       },
     )
     if (this.#options.onStep !== undefined) {
