@@ -8,6 +8,7 @@
  * Options:
  *   --quick              fewer/shorter rounds, 100k tokens for the memory figure
  *   --only=a,b           run only the named figures
+ *                        (cli-cold-start spawns dist/src/cli/main.js and builds dist/ first if stale)
  *   --breakdown          also time, in situ, each step of the cached verify path and of signRequest
  *                        (stderr + `breakdown` in results.json; see breakdown.ts)
  *
@@ -25,6 +26,7 @@ import { agentPrepareSignFigure, signRequestFigure, verifyRequest, verifyRequest
 import { getGc, log, table, type CompareOptions, type Figure } from './harness.js'
 import { runTokenCacheMemory } from './token-cache-memory.js'
 import { runBreakdown } from './breakdown.js'
+import { cliColdStartFigure } from './cli-cold-start.js'
 
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
@@ -54,6 +56,8 @@ async function main(): Promise<void> {
     ['token-cache-memory', () => runTokenCacheMemory(memoryEntries)],
     // Diagnostic variant; 300k in full mode is past the plateau and keeps the run under 3 minutes.
     ['token-cache-memory-shared-key', () => runTokenCacheMemory(Math.min(memoryEntries, 300_000), true)],
+    // Spawns the built CLI (runs `npm run build` first when dist/ is older than src/).
+    ['cli-cold-start', () => cliColdStartFigure(quick)],
   ]
   const unknown = [...(only ?? [])].filter((n) => !plan.some(([name]) => name === n))
   if (unknown.length > 0) throw new Error(`unknown figure(s) ${unknown.join(', ')}; known: ${plan.map(([n]) => n).join(', ')}`)

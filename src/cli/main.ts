@@ -1,86 +1,106 @@
 #!/usr/bin/env node
 /**
- * The `aauth` command. This release carries the protocol library's tools; the agent commands
- * (`agent serve`, `fetch`, `token inspect`) arrive with the agent package.
+ * The `aauth` command: dispatch, help and the exit code. Each command lives in
+ * `src/cli/commands/` and is loaded only when it runs, so a command pays only for what it uses
+ * (`aauth fetch` never loads the agent provider's web framework).
  *
  * @module
  */
 
-import { chmod, writeFile } from 'node:fs/promises'
-import { createRequire } from 'node:module'
-import { decodeJwt, generateKeyPair, jwkThumbprint, type SupportedAlgorithm } from '../protocol/index.js'
+import { readFileSync } from 'node:fs'
+import { UsageError } from './args.js'
+import * as help from './help.js'
+import { processContext, reportError, type CommandRun, type Context } from './output.js'
 
-const HELP = `aauth — AAuth tools (aauth-kit)
-
-Usage:
-  aauth keygen [--alg Ed25519|ES256] [--out FILE] [--json]
-      Generate a key pair. With --out, the private JWK is written to FILE with mode 0600
-      and the public JWK is printed; otherwise the private JWK is printed.
-  aauth token decode TOKEN [--json]
-      Decode an AAuth JWT (no verification) and show its type and claims.
-  aauth --version | help
-`
-
-function flag(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name)
-  return i >= 0 ? args[i + 1] : undefined
+interface CommandEntry {
+  /** `['agent', 'serve']` */
+  readonly words: readonly string[]
+  readonly help: string
+  readonly load: () => Promise<CommandRun>
 }
 
-async function main(argv: string[]): Promise<number> {
-  const [cmd, ...rest] = argv
-  const json = rest.includes('--json')
-  switch (cmd) {
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      process.stdout.write(HELP)
-      return 0
-    case '--version':
-    case 'version': {
-      const pkg = createRequire(import.meta.url)('../../../package.json') as { version: string }
-      process.stdout.write(`${pkg.version}\n`)
+const COMMANDS: readonly CommandEntry[] = [
+  { words: ['agent', 'serve'], help: help.AGENT_SERVE_HELP, load: async () => (await import('./commands/agent-serve.js')).agentServe },
+  { words: ['agent', 'enroll'], help: help.AGENT_ENROLL_HELP, load: async () => (await import('./commands/agent-enroll.js')).agentEnroll },
+  { words: ['agent', 'token'], help: help.AGENT_TOKEN_HELP, load: async () => (await import('./commands/agent-enroll.js')).agentToken },
+  { words: ['fetch'], help: help.FETCH_HELP, load: async () => (await import('./commands/fetch.js')).fetchCommand },
+  { words: ['token', 'inspect'], help: help.TOKEN_INSPECT_HELP, load: async () => (await import('./commands/token-inspect.js')).tokenInspect },
+  { words: ['token', 'decode'], help: help.TOKEN_DECODE_HELP, load: async () => (await import('./commands/token-inspect.js')).tokenDecode },
+  { words: ['keygen'], help: help.KEYGEN_HELP, load: async () => (await import('./commands/keygen.js')).keygen },
+]
+
+/** The entry `argv` names, and the arguments after its words. */
+function lookup(argv: readonly string[]): { entry: CommandEntry; rest: string[] } | undefined {
+  for (const entry of COMMANDS) {
+    if (entry.words.every((w, i) => argv[i] === w)) return { entry, rest: argv.slice(entry.words.length) }
+  }
+  return undefined
+}
+
+/** The package version, from the source tree (tsx) or the build (`dist/src/cli`). */
+function version(): string {
+  for (const rel of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string }
+      if (pkg.name === 'aauth-kit' && typeof pkg.version === 'string') return pkg.version
+    } catch {
+      /* not this one */
+    }
+  }
+  return 'unknown'
+}
+
+/** Explains a command group (`aauth agent`) or an unknown command. */
+function unknownCommand(argv: readonly string[]): UsageError {
+  const group = COMMANDS.filter((c) => c.words.length > 1 && c.words[0] === argv[0])
+  if (group.length > 0) {
+    const subs = group.map((c) => c.words[1]).join(', ')
+    return new UsageError(argv[1] === undefined ? `aauth ${argv[0]} needs a subcommand: ${subs}` : `unknown command "aauth ${argv[0]} ${argv[1]}"; ${argv[0]} has: ${subs}`)
+  }
+  return new UsageError(`unknown command ${JSON.stringify(argv[0])}; commands: ${COMMANDS.map((c) => c.words.join(' ')).join(', ')}`)
+}
+
+/**
+ * Runs the `aauth` command with `argv` (without `node` and the script).
+ *
+ * @returns the exit code: 0 success, 1 HTTP error status or protocol error, 2 usage error.
+ */
+async function main(argv: string[], ctx: Context = processContext()): Promise<number> {
+  const json = argv.includes('--json')
+  try {
+    const first = argv[0]
+    if (first === undefined || first === 'help' || first === '--help' || first === '-h') {
+      const topic = first === 'help' && argv.length > 1 ? lookup(argv.slice(1)) : undefined
+      if (first === 'help' && argv.length > 1 && topic === undefined) throw unknownCommand(argv.slice(1))
+      ctx.stdout.write(topic?.entry.help ?? help.MAIN_HELP)
       return 0
     }
-    case 'keygen': {
-      const alg = (flag(rest, '--alg') ?? 'Ed25519') as SupportedAlgorithm
-      if (alg !== 'Ed25519' && alg !== 'ES256') throw new UsageError('--alg must be Ed25519 or ES256')
-      const { privateJwk, publicJwk } = await generateKeyPair(alg)
-      const kid = await jwkThumbprint(publicJwk)
-      const out = flag(rest, '--out')
-      if (out !== undefined) {
-        await writeFile(out, JSON.stringify({ ...privateJwk, kid }, null, 2) + '\n', { mode: 0o600, flag: 'wx' })
-        await chmod(out, 0o600)
-        process.stdout.write(json ? JSON.stringify({ file: out, publicJwk: { ...publicJwk, kid } }) + '\n' : `private key written to ${out} (mode 0600)\npublic JWK: ${JSON.stringify({ ...publicJwk, kid })}\n`)
-      } else {
-        process.stdout.write(JSON.stringify({ ...privateJwk, kid }, null, json ? 0 : 2) + '\n')
-      }
+    if (first === '--version' || first === 'version') {
+      ctx.stdout.write(json ? JSON.stringify({ version: version() }) + '\n' : `${version()}\n`)
       return 0
     }
-    case 'token': {
-      if (rest[0] !== 'decode' || rest[1] === undefined) throw new UsageError('usage: aauth token decode TOKEN')
-      const { header, payload } = decodeJwt(rest[1])
-      if (json) process.stdout.write(JSON.stringify({ header, payload }) + '\n')
-      else {
-        const exp = typeof payload['exp'] === 'number' ? new Date(payload['exp'] * 1000).toISOString() : 'none'
-        process.stdout.write(`type:    ${String(header['typ'])}\nissuer:  ${String(payload['iss'])}\nexpires: ${exp}\nheader:  ${JSON.stringify(header)}\nclaims:  ${JSON.stringify(payload, null, 2)}\n(not verified)\n`)
-      }
+    const found = lookup(argv)
+    if (found === undefined) throw unknownCommand(argv)
+    const end = found.rest.indexOf('--')
+    const options = end < 0 ? found.rest : found.rest.slice(0, end)
+    if (options.includes('--help') || options.includes('-h')) {
+      ctx.stdout.write(found.entry.help)
       return 0
     }
-    default:
-      throw new UsageError(`unknown command ${JSON.stringify(cmd)}\n\n${HELP}`)
+    const run = await found.entry.load()
+    return await run(found.rest, ctx)
+  } catch (e) {
+    return reportError(ctx, e, json)
   }
 }
 
-class UsageError extends Error {}
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  // `aauth fetch … | head`: the reader went away; that is not an error of ours.
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0)
+  process.stderr.write(`aauth: ${e.code ?? 'error'}: cannot write the output: ${e.message}\n`)
+  process.exit(1)
+})
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code
-  },
-  (e: unknown) => {
-    const msg = e instanceof Error ? e.message : String(e)
-    process.stderr.write(`aauth: ${msg}\n`)
-    process.exitCode = e instanceof UsageError ? 2 : 1
-  },
-)
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code
+})
