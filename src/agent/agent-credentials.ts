@@ -54,7 +54,16 @@ export interface AgentCredentialsOptions {
 async function credentialOf(agentToken: string, signer: Signer): Promise<AgentCredential> {
   const claims = decodeJwt(agentToken).payload as unknown as AgentTokenClaims
   if (typeof claims.exp !== 'number' || typeof claims.sub !== 'string') throw new AAuthError('invalid_jwt', 'agent token has no exp or sub')
-  return { agentToken, signer, claims, jkt: await jwkThumbprint(signer.publicJwk) }
+  const jkt = await jwkThumbprint(signer.publicJwk)
+  let bound: string | undefined
+  try {
+    bound = await jwkThumbprint(claims.cnf.jwk)
+  } catch {
+    bound = undefined
+  }
+  // A token for another key would only fail later, at every server, as invalid_signature.
+  if (bound !== jkt) throw new AAuthError('invalid_key', 'the agent token is bound (cnf.jwk) to another key than the one signing')
+  return { agentToken, signer, claims, jkt }
 }
 
 /**

@@ -55,6 +55,7 @@ import { AgentError, readFailure } from './errors.js'
 import { PersonServerClient } from './person-server-client.js'
 import { SignedTransport, type AgentStep, type Presentation } from './signed-transport.js'
 import { TokenStore, type HeldToken } from './token-store.js'
+import { deadlineSignal } from '../lib/deadline.js'
 
 /** Options of {@link createAgentClient}. */
 export interface AgentClientOptions extends DeferredCallbacks, IdentifierOptions {
@@ -240,7 +241,10 @@ interface Call {
   readonly mission: string | undefined
   readonly justification: string | undefined
   readonly deadline: number
+  /** Aborts at the deadline (with `deadline_exceeded`) or with the caller's signal. */
   readonly signal: AbortSignal | undefined
+  /** Releases the deadline timer. */
+  readonly release: () => void
   /** The resource asked for a person token: present one from now on. */
   wantPerson: boolean
   /** The resource asked for the agent token: present it. */
@@ -432,8 +436,13 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     return t
   }
 
+  let seenGeneration = 0
   async function choose(call: Call): Promise<NonNullable<Call['presented']>> {
     const credential = await credentials.current()
+    if (credentials.generation !== seenGeneration) {
+      seenGeneration = credentials.generation
+      transport.step({ type: 'token', kind: 'agent', issuer: credential.claims.iss, expiresAt: credential.claims.exp })
+    }
     const agent: Presentation = { kind: 'agent', token: credential.agentToken, signer: credential.signer }
     if (!call.wantAgent && (holdsTokens || call.wantPerson)) {
       const auth = store.auth(call.resource, call.mission, credential.jkt, call.scope)
@@ -553,7 +562,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
   }
 
   /** Reads the caller's request into the state of one call. */
-  async function begin(input: string | URL | Request, init: AgentRequestInit | undefined) {
+  async function begin(input: string | URL | Request, init: AgentRequestInit | undefined, guard = true) {
     const { url, method, headers: baseHeaders, body } = bodilessParts(input, init) ?? (await requestParts(input, init))
     const resource = url.origin
     if (resource !== checkedResource) {
@@ -565,13 +574,19 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     if (!baseHeaders.has('prefer')) baseHeaders.set('prefer', preferValue)
     if (capabilitiesValue !== undefined && !baseHeaders.has(AAUTH_CAPABILITIES_HEADER)) baseHeaders.set(AAUTH_CAPABILITIES_HEADER, capabilitiesValue)
     const o = init?.aauth ?? {}
+    const callDeadline = o.deadline ?? now() + (options.timeoutMs ?? 600_000)
+    // The deadline also bounds a request in flight: a server that never answers cannot hang the call.
+    const deadline = guard
+      ? deadlineSignal(callDeadline - now(), () => new AgentError('deadline_exceeded', `gave up on ${url.href}: the deadline passed`, { url: url.href }), init?.signal)
+      : { signal: init?.signal ?? undefined, clear: () => undefined }
     const call: Call = {
       resource,
       scope: o.scope,
       mission: o.mission ?? options.mission,
       justification: o.justification,
-      deadline: o.deadline ?? now() + (options.timeoutMs ?? 600_000),
-      signal: init?.signal ?? undefined,
+      deadline: callDeadline,
+      signal: deadline.signal,
+      release: deadline.clear,
       wantPerson: false,
       wantAgent: false,
       extra: [],
@@ -602,34 +617,38 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       },
       ...(r.signal === undefined ? {} : { signal: r.signal }),
     })
-    const person = await personToken(resource, { mission: call.mission, deadline: call.deadline, signal: call.signal })
-    const credential = await credentials.current()
-    call.presented = { presentation: { kind: 'person', token: person.token, signer: credential.signer }, held: person, credential }
-    const body = new TextEncoder().encode(JSON.stringify({ scope: r.scope, ...(r.account === undefined ? {} : { account: r.account }) }))
-    const capture = observe(resource)
-    let res = await transport.send({ method: 'POST', url, headers: new Headers({ 'content-type': 'application/json', prefer: preferWait(preferWaitSec) }), body, signal: call.signal }, call.presented.presentation)
-    capture(res)
-    if (res.status === 202 && res.headers.has('location')) {
-      const presented = call.presented
-      res = await pollDeferred(res, url, {
-        ...pollContext(call.deadline, call.signal),
-        transport,
-        party: 'resource',
-        present: async () => presented.presentation,
-        onInteraction: (prompt) => resourceInteraction(prompt, call),
-        observe: capture,
-      })
+    try {
+      const person = await personToken(resource, { mission: call.mission, deadline: call.deadline, signal: call.signal })
+      const credential = await credentials.current()
+      call.presented = { presentation: { kind: 'person', token: person.token, signer: credential.signer }, held: person, credential }
+      const body = new TextEncoder().encode(JSON.stringify({ scope: r.scope, ...(r.account === undefined ? {} : { account: r.account }) }))
+      const capture = observe(resource)
+      let res = await transport.send({ method: 'POST', url, headers: new Headers({ 'content-type': 'application/json', prefer: preferWait(preferWaitSec) }), body, signal: call.signal }, call.presented.presentation)
+      capture(res)
+      if (res.status === 202 && res.headers.has('location')) {
+        const presented = call.presented
+        res = await pollDeferred(res, url, {
+          ...pollContext(call.deadline, call.signal),
+          transport,
+          party: 'resource',
+          present: async () => presented.presentation,
+          onInteraction: (prompt) => resourceInteraction(prompt, call),
+          observe: capture,
+        })
+      }
+      if (res.status !== 200) throw await readFailure(res, 'resource', url.href)
+      const json: unknown = await res.json().catch(() => undefined)
+      const rt = typeof json === 'object' && json !== null ? (json as { resource_token?: unknown }).resource_token : undefined
+      if (typeof rt !== 'string') return { kind: 'authorized', body: json }
+      const authToken = await obtainAuthToken(call, rt)
+      return { kind: 'auth-token', authToken }
+    } finally {
+      call.release()
     }
-    if (res.status !== 200) throw await readFailure(res, 'resource', url.href)
-    const json: unknown = await res.json().catch(() => undefined)
-    const rt = typeof json === 'object' && json !== null ? (json as { resource_token?: unknown }).resource_token : undefined
-    if (typeof rt !== 'string') return { kind: 'authorized', body: json }
-    const authToken = await obtainAuthToken(call, rt)
-    return { kind: 'auth-token', authToken }
   }
 
   async function prepare(input: string | URL | Request, init?: AgentRequestInit): Promise<PreparedRequest> {
-    const { call, url, method, body, baseHeaders } = await begin(input, init)
+    const { call, url, method, body, baseHeaders } = await begin(input, init, false)
     const presented = await choose(call)
     // One attempt only: the call's own copy of the caller's headers is signed in place.
     const headers = await transport.sign({ method, url, headers: attemptHeaders(call, baseHeaders), body }, presented.presentation)
@@ -638,6 +657,14 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
 
   async function agentFetch(input: string | URL | Request, init?: AgentRequestInit): Promise<Response> {
     const started = await begin(input, init)
+    try {
+      return await run(started)
+    } finally {
+      started.call.release()
+    }
+  }
+
+  async function run(started: Awaited<ReturnType<typeof begin>>): Promise<Response> {
     const { call, baseHeaders } = started
     let { url, method, body: sendBody } = started
     const resource = call.resource

@@ -144,6 +144,14 @@ export interface AgentProvider {
 const TOP_LEVEL_LOCAL = /^[A-Za-z0-9._-]{1,255}$/
 
 /**
+ * Whether `local` can name a top-level agent at `domain` (`aauth:local@domain`): the characters
+ * of the draft's local part, no sub-agent `+` form.
+ */
+export function isTopLevelAgentName(local: string, domain: string, options: { allowInsecureLoopback?: boolean } = {}): boolean {
+  return TOP_LEVEL_LOCAL.test(local) && isAgentIdentifier(`aauth:${local}@${domain}`, options)
+}
+
+/**
  * Creates an agent provider.
  *
  * @throws {TypeError} / {@link IdentifierError} for an invalid issuer or lifetime.
@@ -263,7 +271,7 @@ export function createAgentProvider(options: AgentProviderOptions): AgentProvide
     issue,
     revokeAgentToken,
     async createEnrollmentCode(grant, ttlSec = 900) {
-      if (!TOP_LEVEL_LOCAL.test(grant.local) || !isAgentIdentifier(`aauth:${grant.local}@${domain}`, idOpts)) {
+      if (!isTopLevelAgentName(grant.local, domain, idOpts)) {
         throw new TypeError(`"${grant.local}" is not a valid top-level agent name`)
       }
       if (grant.ps !== undefined) assertServerIdentifier(grant.ps, idOpts)

@@ -78,7 +78,7 @@ describe('agent client: requirement paths (main draft §Resource Access)', () =>
     const tokenReq = w.ps.received.find((r) => r.path === '/token')!.body
     expect(Object.keys(tokenReq).sort()).toEqual(['presented_token', 'resource_token'])
     expect(decodeJwt(String(tokenReq['presented_token'])).header['typ']).toBe('aa-person+jwt')
-    expect(w.steps.filter((s) => s.type === 'token').map((s) => (s as { kind: string }).kind)).toEqual(['person', 'auth'])
+    expect(w.steps.filter((s) => s.type === 'token').map((s) => (s as { kind: string }).kind)).toEqual(['agent', 'person', 'auth'])
   })
 
   it('AG-RES-07 follows a step-up challenge and keeps both grants, chosen by scope', async () => {
@@ -434,5 +434,23 @@ describe('agent client: transport failures', () => {
     const ac = new AbortController()
     ac.abort()
     await expect(w.client.fetch(`${w.res.origin}/hello`, { signal: ac.signal })).rejects.toMatchObject({ name: 'AbortError' })
+  })
+})
+
+describe('agent client: deadlines and credentials', () => {
+  it('the deadline also bounds a request in flight: a resource that never answers gives deadline_exceeded', async () => {
+    const w = await world({ '/hang': { kind: 'raw', respond: () => new Promise<Response>(() => undefined) } })
+    const started = Date.now()
+    await expect(w.client.fetch(`${w.res.origin}/hang`, { aauth: { deadline: Date.now() + 300 } })).rejects.toMatchObject({ code: 'deadline_exceeded' })
+    expect(Date.now() - started).toBeLessThan(5000)
+  })
+
+  it('reports each new agent token as a step; a token bound to another key is refused up front', async () => {
+    const w = await world({ '/hello': { kind: 'agent' } })
+    await w.client.fetch(`${w.res.origin}/hello`)
+    expect(w.steps.filter((s) => s.type === 'token' && s.kind === 'agent')).toHaveLength(1)
+    const current = await w.credentials.current()
+    const stranger = await createSigner((await generateKeyPair()).privateJwk)
+    await expect(AgentCredentials.fixed(current.agentToken, stranger).current()).rejects.toMatchObject({ code: 'invalid_key' })
   })
 })

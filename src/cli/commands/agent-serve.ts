@@ -9,7 +9,7 @@ import { createAdaptorServer } from '@hono/node-server'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { KeyRing } from '../../agent/key-ring.js'
-import { createAgentProvider, type AgentProvider } from '../../agent/provider.js'
+import { createAgentProvider, isTopLevelAgentName, type AgentProvider } from '../../agent/provider.js'
 import { isServerIdentifier } from '../../protocol/identifiers.js'
 import { DWK } from '../../protocol/metadata.js'
 import { expectPositionals, integerFlag, parseArgs, UsageError } from '../args.js'
@@ -32,8 +32,6 @@ const FLAGS = {
   json: { type: 'boolean' },
 } as const
 
-/** Agent names `--enroll` takes (top-level agents; the provider checks the full identifier too). */
-const LOCAL = /^[A-Za-z0-9._-]{1,255}$/
 
 /** Where to bind and what the issuer is once the port is known. */
 interface Plan {
@@ -113,7 +111,7 @@ export const agentServe: CommandRun = async (argv, ctx) => {
   const ps = flags.ps === undefined ? undefined : serverUrlFlag(flags.ps, '--ps', COMMAND, idOpts)
   if (ps !== undefined && flags.enroll.length === 0) throw new UsageError('--ps goes into the tokens of agents enrolled with --enroll LOCAL; give --enroll too', COMMAND)
   for (const local of flags.enroll) {
-    if (!LOCAL.test(local)) throw new UsageError(`--enroll ${JSON.stringify(local)}: an agent name is 1 to 255 of A-Z a-z 0-9 . _ -`, COMMAND)
+    if (!isTopLevelAgentName(local, 'agents.example')) throw new UsageError(`--enroll ${JSON.stringify(local)}: an agent name is 1 to 255 of A-Z a-z 0-9 . _ -`, COMMAND)
   }
 
   const keyFile = flags['key-file']

@@ -7,7 +7,7 @@
 
 import { readFile } from 'node:fs/promises'
 import { createInterface } from 'node:readline/promises'
-import { AgentCredentials, type AgentCredential } from '../../agent/agent-credentials.js'
+import { AgentCredentials } from '../../agent/agent-credentials.js'
 import { createAgentClient } from '../../agent/client.js'
 import type { ClarificationAnswer, ClarificationPrompt, InteractionPrompt } from '../../agent/deferred-poller.js'
 import type { AgentStep } from '../../agent/signed-transport.js'
@@ -78,7 +78,7 @@ function isJson(bytes: Uint8Array): boolean {
  * credentials are refreshed with a fresh ephemeral key each time (two-key); a fixed token must be
  * bound to the key file's key.
  */
-async function agentCredentials(flags: Flags, ctx: Context, onStep: (step: AgentStep) => void, signal: AbortSignal): Promise<{ credentials: AgentCredentials; provider: string | undefined }> {
+async function agentCredentials(flags: Flags, ctx: Context, signal: AbortSignal): Promise<{ credentials: AgentCredentials; provider: string | undefined }> {
   if (flags.provider !== undefined && flags.token !== undefined) throw new UsageError('give either --provider or --token, not both', COMMAND)
   const fromFlags = flags.provider !== undefined || flags.token !== undefined
   const provider = fromFlags ? flags.provider : flagOrEnv(undefined, ctx, 'AAUTH_PROVIDER')
@@ -92,10 +92,9 @@ async function agentCredentials(flags: Flags, ctx: Context, onStep: (step: Agent
   const { key } = await readAgentKey(keyPath, { create: false })
   if (provider !== undefined) {
     const url = serverUrlFlag(provider, '--provider', COMMAND, loopbackOptions(ctx))
-    const onRefresh = (c: AgentCredential) => onStep({ type: 'token', kind: 'agent', issuer: c.claims.iss, expiresAt: c.claims.exp })
     // The provider's answers are bounded by --timeout and Ctrl-C like every other request.
     const boundedFetch: typeof fetch = (input, init) => fetch(input, { ...init, signal })
-    return { credentials: AgentCredentials.fromProvider({ provider: url, durableKey: key, onRefresh, fetch: boundedFetch }), provider: url }
+    return { credentials: AgentCredentials.fromProvider({ provider: url, durableKey: key, fetch: boundedFetch }), provider: url }
   }
   const { header, payload } = decodeJwt(token!)
   if (header['typ'] !== TOKEN_TYPE.agent) throw new CliError('invalid_jwt', `--token is not an agent token (typ ${JSON.stringify(header['typ'] ?? null)})`)
@@ -207,7 +206,7 @@ export const fetchCommand: CommandRun = async (argv, ctx) => {
   const timer = setTimeout(() => deadline.abort(new CliError('deadline_exceeded', `no answer within ${timeoutSec} s (--timeout)`)), timeoutSec * 1000)
   timer.unref()
   const signal = AbortSignal.any([interrupt.signal, deadline.signal])
-  const { credentials, provider } = await agentCredentials(flags, ctx, onStep, signal)
+  const { credentials, provider } = await agentCredentials(flags, ctx, signal)
   const onSigint = () => interrupt.abort(interrupted())
   process.once('SIGINT', onSigint)
   const interactive = ctx.stdin.isTTY === true && ctx.stderr.isTTY === true
