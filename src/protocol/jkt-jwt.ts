@@ -10,7 +10,7 @@
  * @module
  */
 
-import { compactVerify, importJWK, SignJWT } from 'jose'
+import { loadJose } from '../lib/jose.js'
 import { isObject } from '../lib/assert.js'
 import { SignatureError } from './errors.js'
 import { checkPublicJwk, importPublicJwk, jwkThumbprint, type JwkPolicy } from './jwk.js'
@@ -70,6 +70,7 @@ export async function createJktJwt(opts: CreateJktJwtOptions): Promise<string> {
   }
   const iat = Math.floor((opts.now ?? Date.now)() / 1000)
   const iss = JKT_S256_ISS_PREFIX + (await jwkThumbprint(durablePublic))
+  const { importJWK, SignJWT } = await loadJose()
   const key = await importJWK(opts.durableKey, alg)
   return new SignJWT({ iss, iat, exp: iat + (opts.lifetimeSec ?? 300), jti: opts.jti ?? randomJti(), cnf: { jwk: publicPart(opts.ephemeralJwk) } })
     .setProtectedHeader({ typ: JKT_S256_TYP, alg, jwk: durablePublic as unknown as import('jose').JWK })
@@ -99,7 +100,7 @@ export async function resolveJktJwt(jwt: string, options: SelfProvenOptions = {}
   const durableJkt = await jwkThumbprint(durableJwk as PublicJwk)
   if (payload['iss'] !== JKT_S256_ISS_PREFIX + durableJkt) throw new SignatureError('invalid_jwt', 'jkt-jwt iss is not the thumbprint of the header key')
   try {
-    await compactVerify(jwt, publicPart(durableJwk as PublicJwk) as import('jose').JWK, { algorithms: [durableAlg] })
+    await (await loadJose()).compactVerify(jwt, publicPart(durableJwk as PublicJwk) as import('jose').JWK, { algorithms: [durableAlg] })
   } catch (cause) {
     throw new SignatureError('invalid_jwt', 'jkt-jwt signature does not verify with the header key', { cause })
   }

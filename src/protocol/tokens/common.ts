@@ -11,7 +11,8 @@
  * @module
  */
 
-import { compactVerify, importJWK, SignJWT, type JWTPayload } from 'jose'
+import type { JWTPayload } from 'jose'
+import { loadJose } from '../../lib/jose.js'
 import { decodeBase64url, encodeBase64url, fromUtf8 } from '../../lib/base64url.js'
 import { isObject } from '../../lib/assert.js'
 import { EgressError, MetadataError, ProblemError, SignatureError, type EndpointErrorCode } from '../errors.js'
@@ -78,6 +79,7 @@ export function randomJti(): string {
 export async function signToken(typ: TokenType, claims: CommonClaims, key: IssuerKey): Promise<string> {
   const alg = key.privateJwk.alg
   if (alg !== 'Ed25519' && alg !== 'ES256') throw new TypeError('issuer key must carry alg "Ed25519" or "ES256"')
+  const { importJWK, SignJWT } = await loadJose()
   let k = signingKeys.get(key.privateJwk)
   if (k === undefined) {
     k = importJWK(key.privateJwk, alg) as Promise<CryptoKey | Uint8Array>
@@ -211,7 +213,7 @@ async function verifyJwsSignature(token: string, iss: string, dwk: AAuthDwk, kid
       throw invalid('issuer key for kid is not usable with the JWT alg', cause)
     }
     try {
-      await compactVerify(token, found.jwk as PublicJwk & { kty: string }, { algorithms: [alg] })
+      await (await loadJose()).compactVerify(token, found.jwk as PublicJwk & { kty: string }, { algorithms: [alg] })
       return 'ok'
     } catch {
       return found.fetched ? 'fetched-bad' : 'bad'
