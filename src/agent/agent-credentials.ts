@@ -141,6 +141,19 @@ export class AgentCredentials {
   }
 
   /**
+   * The current credential when it can be used right now without any refresh work (outside the
+   * early-refresh window); otherwise `undefined`, and {@link current} does the work. The
+   * synchronous fast path of the signing hot loop.
+   */
+  peek(): AgentCredential | undefined {
+    const c = this.#current
+    if (c === undefined || this.#pendingInitial !== undefined) return undefined
+    const remaining = c.claims.exp * 1000 - this.#now()
+    if (this.#options.refresh === undefined) return remaining > 0 ? c : undefined
+    return remaining > this.#marginMs + EARLY_REFRESH_SEC * 1000 ? c : undefined
+  }
+
+  /**
    * The credential to sign with now. Refreshes inside the margin; starts a background refresh a
    * little before it.
    *

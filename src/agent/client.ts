@@ -172,6 +172,7 @@ export interface AgentClient {
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308])
+const noop = (): void => undefined
 /** Methods the Fetch standard upper-cases (every other method is kept as written). */
 const NORMALIZED_METHODS = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST', 'PUT'])
 const POLLING_ERRORS = new Set(['denied', 'abandoned', 'expired', 'revoked', 'invalid_code'])
@@ -251,8 +252,9 @@ interface Call {
   wantAgent: boolean
   /** Components the resource required (`required_input`). */
   extra: string[]
-  /** Whether the request can cover a component the server names in `required_input`. */
-  readonly canCover: (component: string) => boolean
+  /** The caller's headers (what `required_input` can name) and whether there is a body. */
+  readonly headers: Headers
+  readonly hasBody: boolean
   /** Which `(code, kind)` refusals were already retried once. */
   retried: Set<string>
   /** What the last request presented. */
@@ -438,7 +440,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
 
   let seenGeneration = 0
   async function choose(call: Call): Promise<NonNullable<Call['presented']>> {
-    const credential = await credentials.current()
+    const credential = credentials.peek() ?? (await credentials.current())
     if (credentials.generation !== seenGeneration) {
       seenGeneration = credentials.generation
       transport.step({ type: 'token', kind: 'agent', issuer: credential.claims.iss, expiresAt: credential.claims.exp })
@@ -468,6 +470,11 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     }
   }
 
+  /** Whether the request can carry a component the server names in `required_input`. */
+  function canCover(call: Call, c: string): boolean {
+    return c.startsWith('@') || call.headers.has(c) || c === 'signature-key' || (call.hasBody && c === 'content-digest') || (c === 'authorization' && store.access(call.resource) !== undefined)
+  }
+
   /** Lets a refusal be retried once per call; the second time `err` is thrown. */
   async function once(call: Call, key: string, err: () => Promise<AAuthError> | AAuthError): Promise<void> {
     if (call.retried.has(key)) throw await err()
@@ -489,7 +496,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
         case 'invalid_input': {
           const missing = (sigErr.requiredInput ?? []).filter((c) => !call.extra.includes(c))
           // A component this request does not carry cannot be signed: the server's error stands.
-          if (missing.length === 0 || !missing.every(call.canCover)) throw await fail()
+          if (missing.length === 0 || !missing.every((c) => canCover(call, c))) throw await fail()
           call.extra.push(...missing)
           return
         }
@@ -578,7 +585,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     // The deadline also bounds a request in flight: a server that never answers cannot hang the call.
     const deadline = guard
       ? deadlineSignal(callDeadline - now(), () => new AgentError('deadline_exceeded', `gave up on ${url.href}: the deadline passed`, { url: url.href }), init?.signal)
-      : { signal: init?.signal ?? undefined, clear: () => undefined }
+      : { signal: init?.signal ?? undefined, clear: noop }
     const call: Call = {
       resource,
       scope: o.scope,
@@ -590,7 +597,8 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       wantPerson: false,
       wantAgent: false,
       extra: [],
-      canCover: (c) => c.startsWith('@') || baseHeaders.has(c) || c === 'signature-key' || (body !== undefined && c === 'content-digest') || (c === 'authorization' && store.access(resource) !== undefined),
+      headers: baseHeaders,
+      hasBody: body !== undefined,
       retried: new Set(),
       presented: undefined,
     }

@@ -63,8 +63,8 @@ export class SignedTransport {
   }
 
   /**
-   * Signs `req` with `presentation`: the request's headers plus `Signature-Key`,
-   * `Signature-Input`, `Signature` (and `Content-Digest` for a body).
+   * Signs `req` with `presentation`: adds `Signature-Key`, `Signature-Input`, `Signature` (and
+   * `Content-Digest` for a body) to `req.headers` itself, which the caller hands over.
    *
    * @throws {TypeError} when the request cannot be signed.
    */
@@ -80,6 +80,7 @@ export class SignedTransport {
         additionalComponents: req.extraComponents,
         now: this.#options.now,
         exposeBase: this.#options.exposeSignatureBase === true,
+        inPlace: true,
       },
     )
     if (this.#options.onStep !== undefined) {

@@ -39,6 +39,11 @@ export interface SignRequestOptions {
   readonly body?: Uint8Array
   /** Return the signature base too (for `aauth fetch -v` and tests). */
   readonly exposeBase?: boolean
+  /**
+   * Sign `request.headers` in place instead of a copy: for callers that own the `Headers` object
+   * (the agent client builds one per attempt). Default false.
+   */
+  readonly inPlace?: boolean
 }
 
 /** A request to sign: method, absolute URL and its current headers. */
@@ -70,6 +75,29 @@ function signatureKeyValue(label: string, member: SignatureKeyMember): string {
   return value
 }
 
+// Serialized inner lists by component list: an agent signs the same few shapes over and over.
+const innerLists = new Map<string, string>()
+const PLAIN_NAME = /^[@a-z0-9!#$%&'*+.^_`|~-]+$/
+
+/**
+ * `Signature-Input` parameters for plain components with `created` (and `expires`): the same
+ * string `serializeSignatureParams` builds (pinned by a test), from a cached inner list;
+ * `undefined` for a name that would need escaping.
+ */
+export function serializedParams(names: readonly string[], created: number, expires?: number): string | undefined {
+  // Stored keys are plain names (no spaces, none empty), so count + join cannot collide.
+  const key = `${names.length}:${names.join(' ')}`
+  let list = innerLists.get(key)
+  if (list === undefined) {
+    // Only names that need no escaping as sf-strings; anything else takes the general path.
+    if (!names.every((n) => PLAIN_NAME.test(n))) return undefined
+    list = `(${names.map((n) => `"${n}"`).join(' ')})`
+    if (innerLists.size >= 64) innerLists.clear()
+    innerLists.set(key, list)
+  }
+  return expires === undefined ? `${list};created=${created}` : `${list};created=${created};expires=${expires}`
+}
+
 /** The components the AAuth profile covers for a request. */
 export function profileComponents(url: URL, headers: Headers, hasBody: boolean, additional: readonly string[] = []): string[] {
   const list = ['@method', '@authority', '@path']
@@ -99,13 +127,14 @@ export function profileComponents(url: URL, headers: Headers, hasBody: boolean, 
 export async function signRequest(request: RequestToSign, options: SignRequestOptions): Promise<SignedRequestHeaders> {
   const label = options.label ?? 'sig'
   const url = request.url instanceof URL ? request.url : new URL(request.url)
-  const headers = new Headers(request.headers)
+  const headers = options.inPlace === true ? request.headers : new Headers(request.headers)
   const hasBody = options.body !== undefined && options.body.byteLength > 0
   if (hasBody) {
     if (!headers.has('content-type')) throw new TypeError('a request with a body needs a Content-Type to sign')
     headers.set(CONTENT_DIGEST_HEADER, await createContentDigest(options.body!))
   }
-  headers.set(SIGNATURE_KEY_HEADER, signatureKeyValue(label, options.signatureKey))
+  const skValue = signatureKeyValue(label, options.signatureKey)
+  headers.set(SIGNATURE_KEY_HEADER, skValue)
   const names = profileComponents(url, headers, hasBody, options.additionalComponents)
   const comps = components(names)
   const created = Math.floor((options.now ?? Date.now)() / 1000)
@@ -113,7 +142,10 @@ export async function signRequest(request: RequestToSign, options: SignRequestOp
   let base: string
   try {
     const view = messageView({ method: request.method, url, headers })
-    base = profileSignatureBase(view, comps, params) ?? (await referenceSignatureBase(view, comps, params))
+    // The Signature-Key value was just serialized here: read it back without a Headers lookup.
+    const header = view.header
+    const signing = { ...view, header: (name: string) => (name === SIGNATURE_KEY_HEADER ? skValue : header(name)) }
+    base = profileSignatureBase(signing, comps, params, serializedParams(names, created, options.expires)) ?? (await referenceSignatureBase(view, comps, params))
   } catch (cause) {
     throw new TypeError(`cannot sign: ${(cause as Error).message}`, { cause })
   }

@@ -25,6 +25,8 @@ import {
   parseSignatureKey,
   profileSignatureBase,
   serializeSignatureParams,
+  serializedParams,
+  signatureParamsMap,
   referenceSignatureBase,
   SignatureError,
   verifySignatureBytes,
@@ -308,6 +310,20 @@ function p256(d: Uint8Array): PublicJwk | undefined {
     return undefined
   }
 }
+
+describe('(b3) signing: cached Signature-Input parameters vs serializeSignatureParams', () => {
+  it('serializedParams equals the general serialization, or declines', () => {
+    const name = fc.oneof(fc.constantFrom('@method', '@authority', '@path', '@query', 'signature-key', 'content-digest', 'x"y', 'a\\b', 'Upper', 'ok-1'), fc.string({ maxLength: 6 }))
+    fc.assert(
+      fc.property(fc.uniqueArray(name, { maxLength: 6 }), fc.integer({ min: 0, max: 2 ** 40 }), fc.option(fc.integer({ min: 0, max: 2 ** 40 }), { nil: undefined }), (names, created, expires) => {
+        const fast = serializedParams(names, created, expires)
+        if (fast === undefined) return
+        expect(fast).toBe(serializeSignatureParams(components(names), signatureParamsMap(expires === undefined ? { created } : { created, expires })))
+      }),
+      { numRuns },
+    )
+  })
+})
 
 describe('(c) jwkThumbprint vs jose calculateJwkThumbprint', () => {
   it('RFC 8037 A.3 thumbprint of the Ed25519 example key', async () => {
