@@ -91,7 +91,11 @@ export class AgentCredentials {
     this.#now = options.now ?? Date.now
     this.#marginMs = (options.refreshMarginSec ?? REFRESH_MARGIN_SEC) * 1000
     const initial = options.initial
-    if (initial !== undefined) this.#pendingInitial = credentialOf(initial.agentToken, initial.signer).then((c) => this.#install(c))
+    if (initial !== undefined) {
+      const pending = credentialOf(initial.agentToken, initial.signer).then((c) => this.#install(c))
+      pending.catch(() => undefined) // reported by current(), never as an unhandled rejection
+      this.#pendingInitial = pending
+    }
   }
 
   /** Credentials refreshed from an agent provider (two-key refresh unless `singleKey`). */
@@ -160,9 +164,18 @@ export class AgentCredentials {
    * @throws the refresh's error when there is no valid token to fall back on.
    */
   async current(): Promise<AgentCredential> {
-    if (this.#pendingInitial !== undefined) {
-      await this.#pendingInitial
+    const initial = this.#pendingInitial
+    if (initial !== undefined) {
       this.#pendingInitial = undefined
+      try {
+        await initial
+      } catch (err) {
+        // An unusable initial token: a configured refresh replaces it, otherwise it is the answer.
+        if (this.#options.refresh === undefined) {
+          this.#pendingInitial = initial
+          throw err
+        }
+      }
     }
     const c = this.#current
     const now = this.#now()

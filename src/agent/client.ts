@@ -55,6 +55,7 @@ import { AgentError, readFailure } from './errors.js'
 import { PersonServerClient } from './person-server-client.js'
 import { SignedTransport, type AgentStep, type Presentation } from './signed-transport.js'
 import { TokenStore, type HeldToken } from './token-store.js'
+import { BoundedCache } from '../lib/bounded-cache.js'
 import { deadlineSignal } from '../lib/deadline.js'
 
 /** Options of {@link createAgentClient}. */
@@ -147,7 +148,24 @@ export type AuthorizeResult =
 
 /** A signed fetch client. */
 export interface AgentClient {
-  /** A drop-in `fetch` that signs every request and satisfies requirements as they come. */
+  /**
+   * A drop-in `fetch` that signs every request and satisfies requirements as they come. Resolves
+   * with the resource's final response — any status the protocol does not act on (a `404`, a
+   * `500`, a `402` still asking for payment) is returned as-is, like `fetch`. The deadline
+   * (`aauth.deadline` / `timeoutMs`) and `init.signal` bound everything up to the response
+   * headers; reading the body afterwards is the caller's, as with `fetch`.
+   *
+   * @throws {AgentError} `unsupported_requirement`, `requirement_unsatisfiable`,
+   *   `no_person_server`, `challenge_rejected`, `token_rejected`, `deadline_exceeded`,
+   *   `too_many_rounds`, `redirect_refused`, `interaction_required`, `clarification_required`,
+   *   `cancelled`, `insecure_url`, `unexpected_response`.
+   * @throws {SignatureError} the server's `Signature-Error` when the agent cannot cure it.
+   * @throws {ProblemError} the PS's or resource's problem `error` (`denied`, `user_unreachable`, …).
+   * @throws {EgressError} `fetch_failed` when a request cannot be sent; metadata/JWKS failures.
+   * @throws {HeaderError} a malformed `AAuth-Requirement`.
+   * @throws {TypeError} a request that cannot be signed (a body without `Content-Type`).
+   * @throws the `init.signal` abort reason when the caller aborts.
+   */
   fetch(input: string | URL | Request, init?: AgentRequestInit): Promise<Response>
   /**
    * Signs a request the way {@link AgentClient.fetch} would send it first (the token held for its
@@ -288,6 +306,8 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
   })
   const marginSec = options.refreshMarginSec ?? REFRESH_MARGIN_SEC
   const store = new TokenStore({ now, refreshMarginSec: marginSec })
+  /** Components each resource asked for with `required_input`, covered from then on (SIG-05). */
+  const learned = new BoundedCache<string, readonly string[]>(1000)
   const sleep = options.sleep ?? defaultSleep
   const maxRounds = options.maxRounds ?? 8
   const preferWaitSec = options.preferWaitSec ?? 30
@@ -347,6 +367,9 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     await options.onInteraction(prompt)
   }
 
+  /** Presents this credential's agent token, whatever refresh happens meanwhile. */
+  const pinned = (c: AgentCredential) => async (): Promise<Presentation> => ({ kind: 'agent', token: c.agentToken, signer: c.signer })
+
   const agentPresentation = async (): Promise<Presentation> => {
     const c = await credentials.current()
     return { kind: 'agent', token: c.agentToken, signer: c.signer }
@@ -373,7 +396,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       ...(mission === undefined ? {} : { mission_s256: mission }),
       ...(capabilities.length === 0 ? {} : { capabilities }),
     }
-    const json = await ps.post('person_token_endpoint', body, agentPresentation, pollContext(o.deadline ?? now() + (options.timeoutMs ?? 600_000), o.signal))
+    const json = await ps.post('person_token_endpoint', body, pinned(cred), pollContext(o.deadline ?? now() + (options.timeoutMs ?? 600_000), o.signal))
     const token = json['person_token']
     if (typeof token !== 'string') throw new AgentError('unexpected_response', 'person server answered without person_token', { url: ps.issuer })
     let claims: Record<string, unknown>
@@ -384,6 +407,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     }
     if (claims['iss'] !== ps.issuer) throw new AgentError('token_rejected', `the person token was issued by ${String(claims['iss'])}, not ${ps.issuer}`)
     if (!(await cnfMatches(claims, cred.jkt))) throw new AgentError('token_rejected', 'the person token is bound to another key than this agent’s')
+    if ((claims['mission_s256'] ?? undefined) !== mission) throw new AgentError('token_rejected', `the person token does not carry the mission asked for (${mission ?? 'none'})`)
     const t = held('person', token, claims)
     store.setPerson(t, cred.jkt)
     holdsTokens = true
@@ -418,7 +442,8 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       // AG-RES-17: passed through unchanged.
       ...(rt.login_hint === undefined ? {} : { login_hint: rt.login_hint }),
     }
-    const json = await ps.post('auth_token_endpoint', body, agentPresentation, pollContext(call.deadline, call.signal))
+    // Signed with the key the resource token names (agent_jkt), even if a refresh lands meanwhile.
+    const json = await ps.post('auth_token_endpoint', body, pinned(cred), pollContext(call.deadline, call.signal))
     const token = json['auth_token']
     if (typeof token !== 'string') throw new AgentError('unexpected_response', 'person server answered without auth_token', { url: ps.issuer })
     let claims: Record<string, unknown>
@@ -447,7 +472,8 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     }
     const agent: Presentation = { kind: 'agent', token: credential.agentToken, signer: credential.signer }
     if (!call.wantAgent && (holdsTokens || call.wantPerson)) {
-      const auth = store.auth(call.resource, call.mission, credential.jkt, call.scope)
+      // A resource that asked for a person token gets one, even while an auth token is held.
+      const auth = call.wantPerson ? undefined : store.auth(call.resource, call.mission, credential.jkt, call.scope)
       if (auth !== undefined) return { presentation: { kind: 'auth', token: auth.token, signer: credential.signer }, held: auth, credential }
       const cachedPerson = store.person(call.resource, call.mission, credential.jkt)
       if (call.wantPerson || cachedPerson !== undefined) {
@@ -498,6 +524,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
           // A component this request does not carry cannot be signed: the server's error stands.
           if (missing.length === 0 || !missing.every((c) => canCover(call, c))) throw await fail()
           call.extra.push(...missing)
+          learned.set(call.resource, [...call.extra])
           return
         }
         case 'expired_jwt':
@@ -540,6 +567,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       case 'auth-token':
         await obtainAuthToken(call, requirement.resourceToken)
         call.wantAgent = false
+        call.wantPerson = false
         return
       default:
         throw new AgentError('unexpected_response', `requirement=${requirement.requirement} cannot come with status ${res.status}`, { status: res.status, url: res.url })
@@ -602,6 +630,8 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       retried: new Set(),
       presented: undefined,
     }
+    const known = learned.get(resource)
+    if (known !== undefined) for (const c of known) if (canCover(call, c)) call.extra.push(c)
     return { call, url, method, body, baseHeaders }
   }
 
@@ -616,6 +646,8 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     const md = await fetchMetadata(resource, DWK.resource, { fetcher: egress, ...idOpts })
     if (md.authorization_endpoint === undefined) throw new AgentError('requirement_unsatisfiable', `${resource} publishes no authorization_endpoint`, { url: resource })
     const url = new URL(md.authorization_endpoint)
+    // A person token names one resource (aud): it is never sent to an endpoint on another origin.
+    if (url.origin !== resource) throw new AgentError('requirement_unsatisfiable', `${resource} publishes an authorization_endpoint on ${url.origin}; a person token for ${resource} is never sent there`, { url: url.href })
     const { call } = await begin(url, {
       aauth: {
         scope: r.scope,
@@ -659,7 +691,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     const { call, url, method, body, baseHeaders } = await begin(input, init, false)
     const presented = await choose(call)
     // One attempt only: the call's own copy of the caller's headers is signed in place.
-    const headers = await transport.sign({ method, url, headers: attemptHeaders(call, baseHeaders), body }, presented.presentation)
+    const headers = await transport.sign({ method, url, headers: attemptHeaders(call, baseHeaders), body, extraComponents: call.extra }, presented.presentation)
     return { method, url, headers, body, presenting: presented.presentation.kind }
   }
 
@@ -689,6 +721,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
         if (to.origin !== url.origin) {
           throw new AgentError('redirect_refused', `${url.href} redirects to another origin (${to.origin}); a signed request is never replayed there`, { status: res.status, url: to.href })
         }
+        await res.body?.cancel().catch(() => undefined)
         transport.step({ type: 'redirect', from: url.href, to: to.href })
         if (res.status === 303 || ((res.status === 301 || res.status === 302) && method === 'POST')) {
           method = 'GET'
@@ -704,7 +737,15 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
           transport,
           party: 'resource',
           present: async () => (call.presented = await choose(call)).presentation,
-          onAuthToken: async (rt) => void (await obtainAuthToken(call, rt)),
+          onAuthToken: async (rt) => {
+            try {
+              await obtainAuthToken(call, rt)
+              call.wantPerson = false
+            } catch (err) {
+              // AG-RES-09: a later poll can carry a fresh resource token.
+              if (!recoverable(call, err)) throw err
+            }
+          },
           onInteraction: (prompt) => resourceInteraction(prompt, call),
           observe: capture,
         })
@@ -712,7 +753,9 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
         if (res.status === 401) throw await readFailure(res, 'resource', res.url)
         return res
       }
+      if (res.status === 402 && call.retried.has('402')) return res // authorized now; the payment is the caller's
       if (res.status === 401 || (res.status === 402 && res.headers.has('aauth-requirement'))) {
+        if (res.status === 402) call.retried.add('402')
         try {
           await onChallenge(call, res)
         } catch (err) {

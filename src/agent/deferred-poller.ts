@@ -15,6 +15,7 @@
  */
 
 import {
+  AAuthError,
   parseRetryAfter,
   preferWait,
   readDeferred,
@@ -99,6 +100,7 @@ async function answerClarification(info: DeferredInfo, ctx: PollContext, present
   if (answer.action === 'cancel') {
     const res = await ctx.transport.send({ method: 'DELETE', url: info.location, headers: new Headers(), signal: ctx.signal }, presentation)
     ctx.observe?.(res)
+    await res.body?.cancel().catch(() => undefined)
     throw new AgentError('cancelled', 'the agent withdrew the request (clarification cancelled)', { status: res.status, url: info.location.href })
   }
   const body =
@@ -108,6 +110,17 @@ async function answerClarification(info: DeferredInfo, ctx: PollContext, present
   const res = await ctx.transport.send({ method: 'POST', url: info.location, headers, body: new TextEncoder().encode(JSON.stringify(body)), signal: ctx.signal }, presentation)
   ctx.observe?.(res)
   if (res.status >= 300) throw await readFailure(res, ctx.party, info.location.href)
+  await res.body?.cancel().catch(() => undefined)
+}
+
+/** Reads a `202`; a pending URL the server got wrong is the server's fault, not the caller's. */
+async function deferredInfo(res: Response, url: URL, ctx: PollContext): Promise<DeferredInfo> {
+  try {
+    return await readDeferred(res, url, ctx)
+  } catch (err) {
+    if (err instanceof AAuthError && err.code === 'invalid_request') throw new AgentError('unexpected_response', `${ctx.party} sent a bad 202: ${err.message}`, { status: 202, url: url.href, cause: err })
+    throw err
+  }
 }
 
 /**
@@ -119,7 +132,7 @@ async function answerClarification(info: DeferredInfo, ctx: PollContext, present
  *   `clarification_required`, `unsupported_requirement`, `cancelled`; errors the server sent.
  */
 export async function pollDeferred(first: Response, requestUrl: URL, ctx: PollContext): Promise<Response> {
-  let info = await readDeferred(first, requestUrl, ctx)
+  let info = await deferredInfo(first, requestUrl, ctx)
   let interval = info.retryAfter
   const prompted = new Set<string>()
   let answered: string | undefined
@@ -168,7 +181,7 @@ export async function pollDeferred(first: Response, requestUrl: URL, ctx: PollCo
     const res = await ctx.transport.send({ method: 'GET', url: info.location, headers, signal: ctx.signal }, await ctx.present())
     ctx.observe?.(res)
     if (res.status === 202) {
-      info = await readDeferred(res, info.location, ctx)
+      info = await deferredInfo(res, info.location, ctx)
       interval = info.retryAfter
       continue
     }

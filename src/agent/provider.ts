@@ -22,7 +22,9 @@
 import { Hono } from 'hono'
 import {
   AAuthError,
+  admitUrl,
   assertServerIdentifier,
+  EgressError,
   createAgentToken,
   createEgressFetcher,
   createSigner,
@@ -48,6 +50,8 @@ import {
 } from '../protocol/index.js'
 import type { KeyRing } from './key-ring.js'
 import { readFailure } from './errors.js'
+import { deadlineSignal } from '../lib/deadline.js'
+import { loadJose } from '../lib/jose.js'
 
 /** One enrolled agent: its identifier, its durable key and its person server. */
 export interface Enrollment {
@@ -142,6 +146,8 @@ export interface AgentProvider {
 }
 
 const TOP_LEVEL_LOCAL = /^[A-Za-z0-9._-]{1,255}$/
+/** How long a revocation request may take. */
+const REVOCATION_TIMEOUT_MS = 10_000
 
 /**
  * Whether `local` can name a top-level agent at `domain` (`aauth:local@domain`): the characters
@@ -247,22 +253,37 @@ export function createAgentProvider(options: AgentProviderOptions): AgentProvide
   })
 
   async function revokeAgentToken(agentToken: string): Promise<boolean> {
-    const claims = decodeJwt(agentToken).payload
+    const { header, payload: claims } = decodeJwt(agentToken)
     if (claims['iss'] !== options.issuer) throw new AAuthError('invalid_request', 'this agent provider did not issue that token')
+    // Only a token this AP really signed names the PS it will sign a revocation for.
+    const jwk = options.keys.jwks().keys.find((k) => k.kid === header['kid'])
+    try {
+      if (jwk === undefined) throw new Error('no published key has that kid')
+      await (await loadJose()).compactVerify(agentToken, jwk as PublicJwk & { kty: string }, { algorithms: [jwk.alg ?? 'Ed25519'] })
+    } catch (cause) {
+      throw new AAuthError('invalid_request', 'the token is not signed by a published key of this agent provider', { cause })
+    }
     const ps = claims['ps']
     if (typeof ps !== 'string') return false
     const md = await fetchMetadata(ps, DWK.person, { fetcher: options.egress ?? createEgressFetcher(idOpts), ...idOpts })
-    if (md.revocation_endpoint === undefined) throw new MetadataError('invalid_metadata', `${ps} publishes no revocation_endpoint`)
+    const endpoint = md.revocation_endpoint
+    if (endpoint === undefined) throw new MetadataError('invalid_metadata', `${ps} publishes no revocation_endpoint`)
+    admitUrl(endpoint, idOpts)
     const key = options.keys.current
     const body = new TextEncoder().encode(JSON.stringify({ jti: claims['jti'], exp: claims['exp'] }))
     const { headers } = await signRequest(
-      { method: 'POST', url: md.revocation_endpoint, headers: new Headers({ 'content-type': 'application/json' }) },
+      { method: 'POST', url: endpoint, headers: new Headers({ 'content-type': 'application/json' }) },
       { signer: await createSigner(key.privateJwk), signatureKey: { scheme: 'jwks_uri', id: options.issuer, dwk: DWK.agent, kid: key.kid }, body, now },
     )
-    const res = await (options.fetch ?? globalThis.fetch)(md.revocation_endpoint, { method: 'POST', headers, body, redirect: 'manual' })
-    if (res.status !== 200) throw await readFailure(res, 'person server', md.revocation_endpoint)
-    await res.body?.cancel()
-    return true
+    const deadline = deadlineSignal(REVOCATION_TIMEOUT_MS, () => new EgressError('fetch_timeout', endpoint, 'the person server did not answer the revocation in time'))
+    try {
+      const res = await (options.fetch ?? globalThis.fetch)(endpoint, { method: 'POST', headers, body, redirect: 'manual', signal: deadline.signal })
+      if (res.status !== 200) throw await readFailure(res, 'person server', endpoint)
+      await res.body?.cancel()
+      return true
+    } finally {
+      deadline.clear()
+    }
   }
 
   return {

@@ -7,6 +7,8 @@
  * @module
  */
 
+const MAX_TIMER_MS = 2 ** 31 - 1
+
 /** A deadline signal and the function that releases its timer and listener. */
 export interface Deadline {
   readonly signal: AbortSignal
@@ -23,8 +25,10 @@ export function deadlineSignal(ms: number, reason: () => unknown, parent?: Abort
   const onParent = (): void => controller.abort(parent!.reason)
   if (parent?.aborted === true) controller.abort(parent.reason)
   else parent?.addEventListener('abort', onParent, { once: true })
-  const timer = setTimeout(() => controller.abort(reason()), Math.max(0, ms))
-  ;(timer as { unref?: () => void }).unref?.()
+  // Timers cannot wait longer than 2^31-1 ms (Node fires them at once); such a deadline is left to
+  // the caller's own checks.
+  const timer = ms >= MAX_TIMER_MS ? undefined : setTimeout(() => controller.abort(reason()), Math.max(0, ms))
+  ;(timer as { unref?: () => void } | undefined)?.unref?.()
   return {
     signal: controller.signal,
     clear: () => {

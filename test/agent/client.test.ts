@@ -38,6 +38,12 @@ async function world(routes: Record<string, RouteMode>, extra: Partial<AgentClie
   return { ps, res, steps, issued: () => issued, client, credentials }
 }
 
+/** A resource that requires `prefer` to be covered (answers `invalid_input` with `required_input`). */
+const STRICT: RouteMode = {
+  kind: 'raw',
+  respond: (req) => (req.headers.get('signature-input')!.includes('"prefer"') ? Response.json({ ok: true }) : new Response(null, { status: 401, headers: { 'signature-error': 'error=invalid_input, required_input=("prefer")' } })),
+}
+
 const kinds = (w: World, path?: string) => w.res.presented.filter((p) => path === undefined || p.path === path).map((p) => p.kind)
 
 describe('agent client: requirement paths (main draft §Resource Access)', () => {
@@ -323,12 +329,7 @@ describe('agent client: expiry, refresh and revocation (§Expiry and the Refresh
   })
 
   it('AG-SIG-03 adds the components named by required_input and retries', async () => {
-    const w = await world({
-      '/strict': {
-        kind: 'raw',
-        respond: (req) => (req.headers.get('signature-input')!.includes('"prefer"') ? Response.json({ ok: true }) : new Response(null, { status: 401, headers: { 'signature-error': 'error=invalid_input, required_input=("prefer")' } })),
-      },
-    })
+    const w = await world({ '/strict': STRICT })
     expect((await w.client.fetch(`${w.res.origin}/strict`)).status).toBe(200)
     const last = w.steps.filter((s) => s.type === 'request').at(-1) as { components: readonly string[] }
     expect(last.components).toContain('prefer')
@@ -452,5 +453,84 @@ describe('agent client: deadlines and credentials', () => {
     const current = await w.credentials.current()
     const stranger = await createSigner((await generateKeyPair()).privateJwk)
     await expect(AgentCredentials.fixed(current.agentToken, stranger).current()).rejects.toMatchObject({ code: 'invalid_key' })
+  })
+})
+
+describe('agent client: review regressions', () => {
+  it('AG-SIG-02 never sends a person token to an authorization endpoint on another origin', async () => {
+    const w = await world({ '/authorize': { kind: 'authorize' } })
+    const other = await startResource({ '/authorize': { kind: 'authorize' } })
+    w.res.metadataExtra = { authorization_endpoint: `${other.origin}/authorize` }
+    await expect(w.client.authorize(w.res.origin, { scope: 'x' })).rejects.toMatchObject({ code: 'requirement_unsatisfiable' })
+    expect(other.presented).toEqual([])
+  })
+
+  it('a fixed token bound to another key is reported by current(), never as an unhandled rejection', async () => {
+    const w = await world({ '/hello': { kind: 'agent' } })
+    const token = (await w.credentials.current()).agentToken
+    const creds = AgentCredentials.fixed(token, await createSigner((await generateKeyPair()).privateJwk))
+    await new Promise((r) => setTimeout(r, 30))
+    await expect(creds.current()).rejects.toMatchObject({ code: 'invalid_key' })
+    await expect(creds.current()).rejects.toMatchObject({ code: 'invalid_key' })
+  })
+
+  it('a deadline weeks away does not fire at once (timer limit)', async () => {
+    const w = await world({ '/hello': { kind: 'agent' } })
+    expect((await w.client.fetch(`${w.res.origin}/hello`, { aauth: { deadline: Date.now() + 30 * 86400_000 } })).status).toBe(200)
+  })
+
+  it('AG-RES-04 a person-token requirement is met with a person token even while an auth token is held', async () => {
+    const w = await world({ '/flights': { kind: 'auth', scope: 'flights.read' }, '/me': { kind: 'person-only' } })
+    await w.client.fetch(`${w.res.origin}/flights`)
+    const r = await w.client.fetch(`${w.res.origin}/me`)
+    expect(r.status).toBe(200)
+    expect(kinds(w, '/me')).toEqual(['auth', 'person'])
+  })
+
+  it('AG-RES-15 after a step-up, revoking every grant restarts from a fresh person token', async () => {
+    const w = await world({ '/flights': { kind: 'auth', scope: 'flights.read' }, '/bookings': { kind: 'auth', scope: 'bookings.write' } })
+    await w.client.fetch(`${w.res.origin}/flights`)
+    await w.client.fetch(`${w.res.origin}/bookings`)
+    for (const path of ['/flights', '/bookings']) {
+      const p = await w.client.prepare(`${w.res.origin}${path}`, { aauth: { scope: path === '/flights' ? 'flights.read' : 'bookings.write' } })
+      w.res.revoked.add(String(decodeJwt(/jwt="([^"]+)"/.exec(p.headers.get('signature-key')!)![1]!).payload['jti']))
+    }
+    expect((await w.client.fetch(`${w.res.origin}/bookings`, { aauth: { scope: 'bookings.write' } })).status).toBe(200)
+  })
+
+  it('AG-RES-09 deferred delivery recovers from expired_resource_token with the next poll’s resource token', async () => {
+    const w = await world({ '/hold': { kind: 'auth', scope: 'bookings.write', deferred: true } })
+    w.ps.behaviour = { kind: 'error', code: 'expired_resource_token', times: 1 }
+    const r = await w.client.fetch(`${w.res.origin}/hold`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
+    expect(await r.json()).toMatchObject({ held: true })
+  })
+
+  it('a 402 still asking for payment after authorization is returned to the caller, not looped', async () => {
+    const w = await world({ '/pay': { kind: 'auth', scope: 'bookings.write', payment: true } })
+    const r = await w.client.fetch(`${w.res.origin}/pay`)
+    expect(r.status).toBe(402)
+    expect(w.ps.received.filter((x) => x.path === '/token')).toHaveLength(1)
+  })
+
+  it('SIG-05 components learned from required_input are covered on later calls', async () => {
+    const w = await world({ '/strict': STRICT })
+    await w.client.fetch(`${w.res.origin}/strict`)
+    await w.client.fetch(`${w.res.origin}/strict`)
+    expect(w.res.presented).toHaveLength(3)
+  })
+
+  it('AG-MIS-03 a person token without the mission asked for is refused (mission stripping)', async () => {
+    const mission = 'dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk'
+    const w = await world({ '/me': { kind: 'person' } }, { mission })
+    w.ps.dropMission = true
+    await expect(w.client.fetch(`${w.res.origin}/me`)).rejects.toMatchObject({ code: 'token_rejected' })
+    w.ps.dropMission = false
+    expect((await w.client.fetch(`${w.res.origin}/me`)).status).toBe(200)
+    expect(w.ps.received.at(-1)!.body['mission_s256']).toBe(mission)
+  })
+
+  it('a 202 whose pending URL is on another origin is the server’s fault: unexpected_response', async () => {
+    const w = await world({ '/x': { kind: 'raw', respond: () => new Response('{}', { status: 202, headers: { location: 'https://elsewhere.example/p' } }) } })
+    await expect(w.client.fetch(`${w.res.origin}/x`)).rejects.toMatchObject({ code: 'unexpected_response' })
   })
 })

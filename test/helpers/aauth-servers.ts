@@ -96,8 +96,8 @@ export type PsBehaviour =
   | { kind: 'clarification'; question: string }
   /** 200 with an auth token bound to another key (a PS answering for another agent). */
   | { kind: 'wrong-agent' }
-  /** A terminal error from the token endpoint. */
-  | { kind: 'error'; code: EndpointErrorCode }
+  /** An error from the token endpoint (the next `times` requests, then grants; default always). */
+  | { kind: 'error'; code: EndpointErrorCode; times?: number }
 
 interface Pending {
   state: 'pending' | 'interacting' | 'granted' | 'denied' | 'gone'
@@ -123,6 +123,8 @@ export interface TestPersonServer {
   relay: 'none' | 'accept' | 'unavailable'
   /** Publish a revocation endpoint (default true). */
   revocation: boolean
+  /** Leave the requested mission out of person tokens (a PS stripping the mission). */
+  dropMission: boolean
   /** Agent-token revocations received: the verified caller, and the body. */
   readonly revocations: { issuer: string; dwk: string; jti: unknown; exp: unknown }[]
 }
@@ -142,6 +144,7 @@ export async function startPersonServer(): Promise<TestPersonServer> {
     lifetimeSec: 3600,
     relay: 'none',
     revocation: true,
+    dropMission: false,
     revocations: [],
     async decide(approve) {
       for (const p of pending.values()) {
@@ -189,7 +192,7 @@ export async function startPersonServer(): Promise<TestPersonServer> {
       const sub = `user-at-${agent.sub.replace(/[^a-z0-9]/gi, '')}`
       if (url.pathname === '/person' && req.method === 'POST') {
         const issue = async () => ({
-          person_token: await createPersonToken({ key, issuer: origin, aud: String(json['resource']), sub, cnfJwk: agent.cnf.jwk, lifetimeSec: ps.lifetimeSec, ...(typeof json['mission_s256'] === 'string' ? { missionS256: json['mission_s256'] } : {}), ...LOOPBACK }),
+          person_token: await createPersonToken({ key, issuer: origin, aud: String(json['resource']), sub, cnfJwk: agent.cnf.jwk, lifetimeSec: ps.lifetimeSec, ...(typeof json['mission_s256'] === 'string' && !ps.dropMission ? { missionS256: json['mission_s256'] } : {}), ...LOOPBACK }),
           expires_in: ps.lifetimeSec,
         })
         if (ps.personInteraction) return defer(origin, { state: 'pending', issue }, { requirement: 'interaction', url: `${origin}/consent`, code: generateInteractionCode() })
@@ -223,6 +226,7 @@ export async function startPersonServer(): Promise<TestPersonServer> {
           case 'wrong-agent':
             return Response.json(await issue())
           case 'error':
+            if (b.times !== undefined && --b.times <= 0) ps.behaviour = { kind: 'grant' }
             throw new ProblemError(b.code, `test PS refuses: ${b.code}`)
           case 'interaction':
             return defer(origin, { state: 'pending', issue }, { requirement: 'interaction', url: `${origin}/consent`, code: generateInteractionCode() })
@@ -269,7 +273,9 @@ export type RouteMode =
   /** Identity only, and only the agent token: anything else gets requirement=agent-token. */
   | { kind: 'agent-only' }
   | { kind: 'person' }
-  | { kind: 'auth'; scope: string; deferred?: boolean }
+  /** A person token and nothing else (an auth token is answered requirement=person-token). */
+  | { kind: 'person-only' }
+  | { kind: 'auth'; scope: string; deferred?: boolean; payment?: boolean }
   /** The authorization endpoint (§Authorization Endpoint): a person token gets a resource token for the body's scope. */
   | { kind: 'authorize' }
   /** Resource-managed: 202 interaction, then 200 with `AAuth-Access`; later calls need it. */
@@ -288,6 +294,8 @@ export interface TestResource {
   key: IssuerKey
   /** Auth token jtis the resource refuses with revoked_jwt. */
   readonly revoked: Set<string>
+  /** Members merged into the resource's metadata document. */
+  metadataExtra: Record<string, unknown>
   /** Extra claims for resource tokens, given the presented token's jti (peer compatibility). */
   extraResourceTokenClaims?: (presentedJti: string) => Record<string, unknown>
 }
@@ -298,7 +306,7 @@ export async function startResource(routes: Record<string, RouteMode>): Promise<
   let verifier: RequestVerifier | undefined
   let interactionDone = false
   const sessions = new Set<string>()
-  const held = new Map<string, { done: boolean; result?: unknown }>()
+  const held = new Map<string, { done: boolean; scope: string }>()
   const res: TestResource = {
     origin: '',
     routes: new Map(Object.entries(routes)),
@@ -308,6 +316,7 @@ export async function startResource(routes: Record<string, RouteMode>): Promise<
     },
     key,
     revoked: new Set(),
+    metadataExtra: {},
   }
   const resourceToken = async (origin: string, ctx: AAuthContext, thumbprint: string, scope: string) => {
     if (ctx.scheme !== 'jwt' || ctx.type === 'aa-agent+jwt') throw new Error('unreachable')
@@ -329,7 +338,7 @@ export async function startResource(routes: Record<string, RouteMode>): Promise<
   }
   const origin = await serve(async (req, origin) => {
     const url = new URL(req.url)
-    const known = wellKnown(url, origin, 'aauth-resource.json', publicJwk, res.routes.has('/authorize') ? { authorization_endpoint: `${origin}/authorize` } : {})
+    const known = wellKnown(url, origin, 'aauth-resource.json', publicJwk, { ...(res.routes.has('/authorize') ? { authorization_endpoint: `${origin}/authorize` } : {}), ...res.metadataExtra })
     if (known !== undefined) return known
     verifier ??= createRequestVerifier({ audience: origin, jwks, ...LOOPBACK, isRevoked: (_iss, jti) => res.revoked.has(jti) })
     const heldMatch = /^\/held\/(h\d+)$/.exec(url.pathname)
@@ -344,6 +353,8 @@ export async function startResource(routes: Record<string, RouteMode>): Promise<
       const ok = (extra: Record<string, unknown> = {}, headers: HeadersInit = {}) => Response.json({ ok: true, path: url.pathname, presented: kind, sub: who['sub'], scope: who['scope'], ...extra }, { headers })
       if (heldMatch !== null) {
         const h = held.get(heldMatch[1]!)!
+        // Still waiting for the auth token: each poll carries a fresh resource token (AG-RES-09).
+        if (kind === 'person') return pendingResponse({ location: url.href, retryAfter: 0, requirement: { requirement: 'auth-token', resourceToken: await resourceToken(origin, ctx, thumbprint, h.scope) } }, LOOPBACK)
         if (kind !== 'auth') return pendingResponse({ location: url.href, retryAfter: 0 }, LOOPBACK)
         h.done = true
         return ok({ held: true })
@@ -362,7 +373,8 @@ export async function startResource(routes: Record<string, RouteMode>): Promise<
           if (kind === 'agent') return ok()
           return new Response(null, { status: 401, headers: { 'aauth-requirement': serializeRequirement({ requirement: 'agent-token' }) } })
         case 'person':
-          if (kind === 'person' || kind === 'auth') return ok()
+        case 'person-only':
+          if (kind === 'person' || (kind === 'auth' && mode.kind === 'person')) return ok()
           return new Response(null, { status: 401, headers: { 'aauth-requirement': serializeRequirement({ requirement: 'person-token' }) } })
         case 'interaction': {
           const session = parseAAuthAuthorization(authorization)
@@ -376,16 +388,16 @@ export async function startResource(routes: Record<string, RouteMode>): Promise<
           return pendingResponse({ location: `${url.pathname}?poll=1`, retryAfter: 0, requirement: { requirement: 'interaction', url: `${origin}/interact`, code: 'ABCD-EFGH' } }, LOOPBACK)
         }
         case 'auth': {
-          if (kind === 'auth' && mode.scope.split(' ').every((s) => String(who['scope'] ?? '').split(' ').includes(s))) return ok()
+          if (kind === 'auth' && mode.payment !== true && mode.scope.split(' ').every((s) => String(who['scope'] ?? '').split(' ').includes(s))) return ok()
           if (kind !== 'person' && kind !== 'auth') return new Response(null, { status: 401, headers: { 'aauth-requirement': serializeRequirement({ requirement: 'person-token' }) } })
           const rt = await resourceToken(origin, ctx, thumbprint, mode.scope)
           const requirement = serializeRequirement({ requirement: 'auth-token', resourceToken: rt })
           if (mode.deferred === true) {
             const id = `h${held.size + 1}`
-            held.set(id, { done: false })
+            held.set(id, { done: false, scope: mode.scope })
             return pendingResponse({ location: `/held/${id}`, retryAfter: 0, requirement: { requirement: 'auth-token', resourceToken: rt } }, LOOPBACK)
           }
-          return new Response(null, { status: 401, headers: { 'aauth-requirement': requirement } })
+          return new Response(null, { status: mode.payment === true ? 402 : 401, headers: { 'aauth-requirement': requirement } })
         }
       }
     } catch (e) {
