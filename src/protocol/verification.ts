@@ -224,8 +224,11 @@ export async function verifyRequestSignature<C>(message: Request | RequestLike |
   if (!ok) throw fail('invalid_signature', 'signature does not verify with the key from Signature-Key')
 
   if (options.replayCache !== undefined) {
+    // The draft's key (key, created, method, authority, path) plus the signature base: an exact
+    // replay has the same base, while a distinct request signed in the same second — an agent's
+    // retry with another token after a challenge, a server's second revocation — does not.
     // Hashed: @path is attacker-sized, and the cache is bounded by entries, not bytes.
-    const tuple = `${resolved.thumbprint}|${created}|${m.method}|${m.url.host}|${m.url.pathname}`
+    const tuple = `${resolved.thumbprint}|${created}|${m.method}|${m.url.host}|${m.url.pathname}|${base}`
     const digest = sha256(utf8(tuple))
     const replayKey = encodeBase64url(digest instanceof Uint8Array ? digest : await digest)
     const fresh = await options.replayCache.add(replayKey, (created + windowSec + 1) * 1000)

@@ -25,6 +25,7 @@ import {
   createRequestVerifier,
   createResourceToken,
   DWK,
+  HeaderError,
   JwksCache,
   parseAAuthAuthorization,
   problemResponse,
@@ -202,8 +203,10 @@ export function createResource(options: ResourceOptions): Resource {
   function asSigned(request: Request): { method: string; url: URL; headers: Headers } {
     const url = new URL(request.url)
     if (url.host !== authority) {
-      url.host = authority
       url.protocol = issuerUrl.protocol
+      // The host setter keeps the old port when the new value names none.
+      url.port = ''
+      url.host = authority
     }
     return { method: request.method, url, headers: request.headers }
   }
@@ -343,7 +346,14 @@ export function createResource(options: ResourceOptions): Resource {
         break
       }
       case 'session': {
-        const value = parseAAuthAuthorization(request.headers.get('authorization'))
+        let value: string | undefined
+        try {
+          value = parseAAuthAuthorization(request.headers.get('authorization'))
+        } catch (err) {
+          // RES-RM-03: an empty, spaced or doubled credential is a malformed request.
+          if (err instanceof HeaderError) return fail(problemResponse(new ProblemError('invalid_request', err.message)))
+          throw err
+        }
         // RES-RM-02: the session token counts only under a signature covering `authorization`.
         const session = value !== undefined && v.components.includes('authorization') ? sessions.verify(value, v.jkt) : undefined
         if (session === undefined) return fail(problemResponse(new ProblemError('denied', 'a session with this resource is required')))

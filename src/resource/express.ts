@@ -56,7 +56,11 @@ function readAll(req: ExpressRequest): Promise<Buffer> {
 async function rawBody(req: WithRaw): Promise<Buffer | undefined> {
   if (req.rawBody !== undefined) return req.rawBody
   if (Buffer.isBuffer(req.body)) return req.body
-  if (req._body === true || req.readableEnded) return req.readableEnded && req._body !== true ? Buffer.alloc(0) : undefined
+  if (req._body === true || req.readableEnded) {
+    // body-parser 1 marks req._body; body-parser 2 (Express 5) leaves only an ended stream.
+    const declared = Number(req.headers['content-length'] ?? '0') > 0 || req.headers['transfer-encoding'] !== undefined
+    return req._body === true || declared ? undefined : Buffer.alloc(0)
+  }
   const buf = await readAll(req)
   req.rawBody = buf
   // Later parsers see the body as read; the handler gets it parsed as they would.
