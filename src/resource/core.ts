@@ -292,6 +292,8 @@ export function createResource(options: ResourceOptions): Resource {
       const res = signatureErrorResponse(err)
       // §Presenting a Revoked Token: a revoked auth token is repaired with a fresh person token.
       if (err.code === 'revoked_jwt' && /aa-auth\+jwt/.test(typOfPresented(request))) res.headers.set(AAUTH_REQUIREMENT_HEADER, serializeRequirement({ requirement: 'person-token' }))
+      // RES-ID-01: a request that presented no agent token at all is told what to start with.
+      else if (!request.headers.has('signature-key') && !request.headers.has('signature-input')) res.headers.set(AAUTH_REQUIREMENT_HEADER, serializeRequirement({ requirement: 'agent-token' }))
       return res
     }
   }

@@ -236,9 +236,9 @@ const CASES: Case[] = [
     },
   },
   {
-    name: 'NEG-SIG-01 / RES-VER-01 an unsigned request is 401 Signature-Error invalid_signature (no requirement), on every mode',
+    name: 'NEG-SIG-01 / RES-VER-01 / RES-ID-01 an unsigned request is 401 Signature-Error invalid_signature with requirement=agent-token, on every mode',
     run: async ({ main }) => {
-      for (const path of ['/whoami', '/me', '/flights', '/session']) await refused(main, send(`${main.origin}${path}`, undefined), { status: 401, signatureError: 'invalid_signature' })
+      for (const path of ['/whoami', '/me', '/flights', '/session']) await refused(main, send(`${main.origin}${path}`, undefined), { status: 401, signatureError: 'invalid_signature', requirement: 'agent-token' })
     },
   },
   {
@@ -484,7 +484,7 @@ const CASES: Case[] = [
       const a = await refused(main, send(`${main.origin}/session`, agent, { unsignedHeaders: { authorization: `AAuth ${session}` } }), { status: 401, signatureError: 'invalid_input' })
       expect(parseSignatureError(a.res.headers.get('signature-error')!).requiredInput).toContain('authorization')
       // NEG-RES-11: the bare bearer, with no signature at all.
-      await refused(main, send(`${main.origin}/session`, undefined, { headers: { authorization: `AAuth ${session}` } }), { status: 401, signatureError: 'invalid_signature' })
+      await refused(main, send(`${main.origin}/session`, undefined, { headers: { authorization: `AAuth ${session}` } }), { status: 401, signatureError: 'invalid_signature', requirement: 'agent-token' })
     },
   },
   {
@@ -538,7 +538,7 @@ const CASES: Case[] = [
       await refused(main, send(url, agent, { json: { scope: 'flights.read' } }), { status: 401, requirement: 'person-token' })
       const at = await authToken(I.ps, main.origin, agent, { scope: 'flights.read' })
       await refused(main, send(url, { signer: agent.signer, token: at }, { json: { scope: 'flights.read' } }), { status: 401, requirement: 'person-token' })
-      await refused(main, send(url, undefined, { json: { scope: 'flights.read' } }), { status: 401, signatureError: 'invalid_signature' })
+      await refused(main, send(url, undefined, { json: { scope: 'flights.read' } }), { status: 401, signatureError: 'invalid_signature', requirement: 'agent-token' })
     },
   },
   {
