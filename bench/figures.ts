@@ -1,16 +1,42 @@
 /**
  * The throughput figures: request verification (cached token, sync and concurrent async crypto),
- * cold verification (token not cached), request signing, and the agent client's prepare-and-sign —
- * each against raw `node:crypto` on the same bytes, in the same run.
+ * cold verification (token not cached), the resource core's `authenticate`, request signing, and
+ * the agent client's prepare-and-sign — each against raw `node:crypto` on the same bytes, in the
+ * same run.
  */
 
 import crypto from 'node:crypto'
 import { AgentCredentials, createAgentClient } from '../src/agent/index.js'
 import { createRequestVerifier, messageView, signRequest, type RequestVerifier } from '../src/protocol/index.js'
-import { AUDIENCE, URL_STRING, type Fixture } from './fixtures.js'
-import { compare, concurrentSide, figureFrom, sequentialSide, syncSide, type CompareOptions, type Figure } from './harness.js'
+import { AUDIENCE, benchResource, URL_STRING, type Fixture } from './fixtures.js'
+import { compare, concurrentSide, figureFrom, sequentialSide, sig3, syncSide, type CompareOptions, type Figure, type Side } from './harness.js'
 
 export const IN_FLIGHT = 64
+
+const RAW_VERIFY_NOTE = 'baseline crypto.verify(null, base, KeyObject, sig) on the same base bytes'
+
+/** One raw synchronous Ed25519 verify of the fixture's signature base. */
+export function rawVerifyOnce(fx: Fixture): () => boolean {
+  return () => crypto.verify(null, fx.base, fx.publicKey, fx.signature)
+}
+
+/** The verification baseline: {@link rawVerifyOnce} in batches. */
+function rawVerify(fx: Fixture): Side {
+  return syncSide(rawVerifyOnce(fx))
+}
+
+/** The concurrent baseline: callback `crypto.verify` (libuv pool) with {@link IN_FLIGHT} in flight. */
+function rawVerifyConcurrent(fx: Fixture): Side {
+  return concurrentSide(
+    () => new Promise<boolean>((resolve, reject) => crypto.verify(null, fx.base, fx.publicKey, fx.signature, (err, ok) => (err === null ? resolve(ok) : reject(err)))),
+    IN_FLIGHT,
+  )
+}
+
+/** Longer slices for the concurrent figures: each one ramps up to and drains from 64 in flight. */
+function concurrentOptions(o: CompareOptions): CompareOptions {
+  return { ...o, roundMs: Math.round(o.roundMs * 1.5), rounds: Math.max(5, Math.round((o.rounds * 2) / 3)) | 1 }
+}
 
 async function checkedVerify(v: RequestVerifier, fx: Fixture): Promise<void> {
   const r = await v.verify(messageView({ method: 'GET', url: URL_STRING, headers: fx.headers }))
@@ -31,23 +57,17 @@ export async function verifyRequest(fx: Fixture, o: CompareOptions): Promise<Fig
   const f0 = fetches()
   // A fresh view per call: the URL is parsed and the headers read anew, as for a new request.
   const ours = sequentialSide(() => v.verify(messageView({ method: 'GET', url: URL_STRING, headers: fx.headers })))
-  const raw = syncSide(() => crypto.verify(null, fx.base, fx.publicKey, fx.signature))
-  const c = await compare(ours, raw, o)
+  const c = await compare(ours, rawVerify(fx), o)
   if (fetches() !== f0 || v.tokenCache.size !== 1) throw new Error('bench: verify-request left the cached path')
   return figureFrom('verify-request', 'ops/s', c, { on: 'ratio', op: '>=', limit: 0.8 },
-    'verifier.verify(messageView(GET with Fetch Headers)), agent token cached, syncCrypto:true, one at a time; baseline crypto.verify(null, base, KeyObject, sig) on the same base bytes', { baseBytes: fx.base.byteLength })
+    `verifier.verify(messageView(GET with Fetch Headers)), agent token cached, syncCrypto:true, one at a time; ${RAW_VERIFY_NOTE}`, { baseBytes: fx.base.byteLength })
 }
 
 export async function verifyRequestConcurrent(fx: Fixture, o: CompareOptions): Promise<Figure> {
   const { v, fetches } = await warmVerifier(fx, false)
   const f0 = fetches()
   const ours = concurrentSide(() => v.verify(messageView({ method: 'GET', url: URL_STRING, headers: fx.headers })), IN_FLIGHT)
-  const raw = concurrentSide(
-    () => new Promise<boolean>((resolve, reject) => crypto.verify(null, fx.base, fx.publicKey, fx.signature, (err, ok) => (err === null ? resolve(ok) : reject(err)))),
-    IN_FLIGHT,
-  )
-  // Longer slices: each one ramps up to and drains from 64 in flight.
-  const c = await compare(ours, raw, { ...o, roundMs: Math.round(o.roundMs * 1.5), rounds: Math.max(5, Math.round((o.rounds * 2) / 3)) | 1 })
+  const c = await compare(ours, rawVerifyConcurrent(fx), concurrentOptions(o))
   if (fetches() !== f0 || v.tokenCache.size !== 1) throw new Error('bench: verify-request-concurrent left the cached path')
   return figureFrom('verify-request-concurrent', 'ops/s', c, { on: 'ratio', op: '>=', limit: 0.8 },
     `as verify-request with syncCrypto:false, ${IN_FLIGHT} in flight; baseline callback crypto.verify with ${IN_FLIGHT} in flight (libuv pool ${process.env['UV_THREADPOOL_SIZE'] ?? 4} threads)`, { inFlight: IN_FLIGHT })
@@ -62,11 +82,42 @@ export async function verifyRequestCold(fx: Fixture, o: CompareOptions): Promise
     v.tokenCache.clear()
     return v.verify(messageView({ method: 'GET', url: URL_STRING, headers: fx.headers }))
   })
-  const raw = syncSide(() => crypto.verify(null, fx.base, fx.publicKey, fx.signature))
-  const c = await compare(ours, raw, o)
+  const c = await compare(ours, rawVerify(fx), o)
   if (jwks.fetchCount !== f0) throw new Error('bench: verify-request-cold refetched the JWKS')
   return figureFrom('verify-request-cold', 'ops/s', c, null,
     'token cache cleared before every call: agent-token JWS verification (jose compactVerify), claim checks, cnf.jwk import and thumbprint, then the request signature; issuer JWKS cached. Baseline one raw crypto.verify; two raw verifies would give 0.5', { baseBytes: fx.base.byteLength })
+}
+
+const AGENT_ACCESS = { access: 'agent' } as const
+const EMPTY_BODY = new Uint8Array()
+
+/**
+ * `resource-core-verify`: `resource.authenticate(request, {access:'agent'}, emptyBody)` of the
+ * fixture's GET, the Fetch `Request` built once (an adapter builds it per request: see
+ * `--breakdown`), with the core's defaults — async crypto, a revocation lookup in the store, the
+ * replay check — over {@link benchResource}'s store, which never reports a replay, so the same
+ * signed request verifies every time. Baseline: the verify-request baseline. The same pair with
+ * {@link IN_FLIGHT} calls in flight against the concurrent baseline goes into `details.concurrent`.
+ */
+export async function resourceCoreVerify(fx: Fixture, o: CompareOptions): Promise<Figure> {
+  const { resource, store, jwks } = benchResource(fx)
+  const request = new Request(URL_STRING, { headers: fx.headers })
+  let calls = 0
+  const once = () => {
+    calls++
+    return resource.authenticate(request, AGENT_ACCESS, EMPTY_BODY)
+  }
+  const first = await once()
+  if (!first.ok || first.access.agent?.id !== fx.agent.id) throw new Error('bench: resource-core-verify did not authenticate the agent')
+  const f0 = jwks.fetchCount
+  const c = await compare(sequentialSide(once), rawVerify(fx), o)
+  const conc = await compare(concurrentSide(once, IN_FLIGHT), rawVerifyConcurrent(fx), concurrentOptions(o))
+  // Every call reached the replay check, which comes after the signature verified.
+  if (jwks.fetchCount !== f0 || store.adds !== calls) throw new Error('bench: resource-core-verify left the cached path or failed a verification')
+  return figureFrom('resource-core-verify', 'ops/s', c, { on: 'ratio', op: '>=', limit: 0.8 },
+    'resource.authenticate(Fetch Request of the verify-request GET, built once; {access:"agent"}; empty body), agent token cached, core defaults (async crypto, revocation lookup, replay check) ' +
+      `over a store whose add always answers "fresh" (no-op replay cache: the same signed request verifies every time), one at a time; ${RAW_VERIFY_NOTE}`,
+    { baseBytes: fx.base.byteLength, concurrent: { inFlight: IN_FLIGHT, value: sig3(conc.value), baseline: sig3(conc.baseline), ratio: sig3(conc.ratio), note: `${IN_FLIGHT} authenticate calls in flight vs callback crypto.verify with ${IN_FLIGHT} in flight` } })
 }
 
 const RAW_SIGN_NOTE = 'baseline crypto.sign(null, base, private KeyObject) on the same base bytes'

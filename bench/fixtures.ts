@@ -1,10 +1,12 @@
 /**
  * Benchmark fixtures: one agent provider on the fake network, one agent with its token, and one
  * signed GET, plus the raw `node:crypto` material the baselines need (the exact signature base
- * bytes, the signature, and KeyObjects for the agent key).
+ * bytes, the signature, and KeyObjects for the agent key); and a resource (`createResource`)
+ * whose store never reports a replay, so the one signed GET can be verified again and again.
  */
 
 import crypto, { type KeyObject } from 'node:crypto'
+import { createResource, type AAuthStore, type Resource } from '../src/resource/index.js'
 import { signRequest, type JwksCache, type SignatureKeyMember } from '../src/protocol/index.js'
 import { fakeIssuer, fakeNetwork, jwksFor, testAgent, type TestAgent } from '../test/helpers/issuers.js'
 
@@ -49,4 +51,37 @@ export async function createFixture(): Promise<Fixture> {
   // and the fixed clock keeps it fresh for the whole run.
   const jwks = (): JwksCache => jwksFor(net, now)
   return { now, agent, jwks, signatureKey, headers: signed.headers, base, signature, publicKey, privateKey }
+}
+
+/** An {@link AAuthStore} that never sees a replay or a revocation; `adds` counts replay-cache calls. */
+export interface NoReplayStore extends AAuthStore {
+  readonly adds: number
+}
+
+/**
+ * The store of the bench resources: `add` always answers "fresh" (the replay check still runs —
+ * the replay key is hashed and handed to the store — but never refuses), `has` answers "not
+ * revoked". `createResource` always uses a store for replay, so this is what lets one signed
+ * request be verified repeatedly.
+ */
+export function noReplayStore(): NoReplayStore {
+  let adds = 0
+  return {
+    get adds() {
+      return adds
+    },
+    add: () => {
+      adds++
+      return true
+    },
+    has: () => false,
+    increment: () => 1,
+  }
+}
+
+/** A resource for the fixture's audience, verifying with its JWKS and clock, over {@link noReplayStore}. */
+export function benchResource(fx: Fixture): { resource: Resource; store: NoReplayStore; jwks: JwksCache } {
+  const store = noReplayStore()
+  const jwks = fx.jwks()
+  return { resource: createResource({ issuer: AUDIENCE, jwks, now: fx.now, store }), store, jwks }
 }

@@ -1,16 +1,19 @@
 /**
- * aauth-kit benchmark: `npm run bench` (full, ~2–3 min) or `npm run bench -- --quick` (< 30 s).
+ * aauth-kit benchmark: `npm run bench` (full, ~6 min) or `npm run bench -- --quick` (~1.5 min).
+ * The HTTP figures (hono-http, express-http) take about a minute each in full mode.
  *
  * stdout: one JSON line per figure `{"name","value","unit","baseline","ratio","target",…}` —
  * nothing else, so it can be piped. stderr: progress and an aligned table at the end.
  * All figures are also written to `.bench/results.json`.
  *
  * Options:
- *   --quick              fewer/shorter rounds, 100k tokens for the memory figure
+ *   --quick              fewer/shorter rounds, 100k tokens / 300k replay keys for the memory
+ *                        figures, 2 s HTTP slices
  *   --only=a,b           run only the named figures
  *                        (cli-cold-start spawns dist/src/cli/main.js and builds dist/ first if stale)
- *   --breakdown          also time, in situ, each step of the cached verify path and of signRequest
- *                        (stderr + `breakdown` in results.json; see breakdown.ts)
+ *   --breakdown          also time, in situ, each step of the cached verify path, of the resource
+ *                        core's authenticate and of signRequest (stderr + `breakdown` in
+ *                        results.json; see breakdown.ts)
  *
  * Environment: BENCH_NO_GC=1 skips the forced GC before each figure.
  *
@@ -22,11 +25,13 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { createFixture } from './fixtures.js'
-import { agentPrepareSignFigure, signRequestFigure, verifyRequest, verifyRequestCold, verifyRequestConcurrent } from './figures.js'
+import { agentPrepareSignFigure, resourceCoreVerify, signRequestFigure, verifyRequest, verifyRequestCold, verifyRequestConcurrent } from './figures.js'
 import { getGc, log, table, type CompareOptions, type Figure } from './harness.js'
 import { runTokenCacheMemory } from './token-cache-memory.js'
+import { runReplayCacheMemory } from './replay-cache-memory.js'
 import { runBreakdown } from './breakdown.js'
 import { cliColdStartFigure } from './cli-cold-start.js'
+import { httpFigure, httpOptions } from './http-throughput.js'
 
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
@@ -53,9 +58,15 @@ async function main(): Promise<void> {
     ['sign-request', () => signRequestFigure(fx, opts)],
     ['agent-prepare-sign', () => agentPrepareSignFigure(fx, opts)],
     ['verify-request-cold', () => verifyRequestCold(fx, opts)],
+    ['resource-core-verify', () => resourceCoreVerify(fx, opts)],
+    // Child-process servers loaded by autocannon over loopback, in whole-second slices.
+    ['hono-http', () => httpFigure(fx, 'hono', httpOptions(quick))],
+    ['express-http', () => httpFigure(fx, 'express', httpOptions(quick))],
     ['token-cache-memory', () => runTokenCacheMemory(memoryEntries)],
     // Diagnostic variant; 300k in full mode is past the plateau and keeps the run under 3 minutes.
     ['token-cache-memory-shared-key', () => runTokenCacheMemory(Math.min(memoryEntries, 300_000), true)],
+    // Quick mode still goes past the store's bound (100,000).
+    ['replay-cache-memory', () => runReplayCacheMemory(quick ? 300_000 : 1_000_000)],
     // Spawns the built CLI (runs `npm run build` first when dist/ is older than src/).
     ['cli-cold-start', () => cliColdStartFigure(quick)],
   ]

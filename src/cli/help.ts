@@ -25,6 +25,11 @@ Run an agent provider and enroll agents:
   aauth agent token --provider URL --key FILE
       Print a fresh agent token bound to FILE's key (for fetch --token and scripts).
 
+Run a sample resource:
+  aauth resource serve --port P [--ps URL] [--domain D | --issuer URL] [--key-file FILE]
+      Serve a resource behind the aauth() middleware: GET /whoami (agent identity) and
+      POST /items (scope items:write, authorized by the person server --ps).
+
 Make signed requests:
   aauth fetch [-X METHOD] [-H 'Name: value']... [-d DATA|@FILE] [-v] [--json] URL
       curl-like: signs the request (RFC 9421) and walks the AAuth flow — challenges, person and
@@ -39,7 +44,8 @@ Tokens and keys:
   aauth help COMMAND | aauth COMMAND --help   details of one command
   aauth --version
 
---json on any command prints one JSON object (a JSON line for agent serve) on stdout, for scripts.
+--json on any command prints one JSON object (a JSON line for the serve commands) on stdout, for
+scripts.
 Errors are printed as "aauth: <code>: <message>" on stderr.
 Exit codes: 0 success, 1 HTTP error status or protocol error, 2 usage error.
 
@@ -99,6 +105,44 @@ it refreshes tokens itself, each bound to a fresh ephemeral key (two-key refresh
   --provider URL   the agent provider's issuer URL (env AAUTH_PROVIDER)
   --key FILE       the enrolled durable private key (env AAUTH_AGENT_KEY)
   --json           print {"agent", "agent_token", "expires_in"}
+`
+
+/** `aauth resource serve --help`. */
+export const RESOURCE_SERVE_HELP = `Usage: aauth resource serve --port P [options]
+
+Serves a sample resource for trying agents: a Hono app behind the aauth() middleware of
+aauth-kit/hono, with its metadata (/.well-known/aauth-resource.json), JWKS, revocation and
+authorization endpoints, and two routes:
+
+  GET  /whoami   agent identity (an agent token): 200 {"agent": "<verified agent id>"}
+  POST /items    three-party authorization: an auth token with scope items:write from the person
+                 server given with --ps; the agent is challenged for a person token, then for an
+                 auth token (with a resource token), and gets 201 {"item": {...the JSON body,
+                 "id"}, "person": {"ps", "sub"}}. Without --ps it answers 501 with a problem body
+                 (error "not_configured") saying to restart with --ps; /whoami works either way.
+
+  --port P            port to listen on (0: any free port; the one chosen is printed)
+  --ps URL            the person server whose auth tokens POST /items accepts (the only one)
+  --domain D          the resource's domain; the issuer is https://D
+  --issuer URL        the issuer itself, instead of --domain (e.g. https://api.example behind a
+                      proxy; with AAUTH_DEV_LOOPBACK=1 also http://127.0.0.1:P, P the port given)
+  --host ADDR         address to bind (default 127.0.0.1)
+  --key-file FILE     the resource's signing key (resource tokens), created (mode 0600) if missing.
+                      Without it an ephemeral key is used.
+  --name NAME         display name in the metadata (default "aauth sample resource")
+  -v, --verbose       log each request to stderr
+  --json              print the startup information (issuer, metadata, key, ps, routes) as one
+                      JSON line
+
+Production: the issuer is https://D (or --issuer) and the resource speaks plain HTTP on
+127.0.0.1 — put it behind a reverse proxy that terminates TLS and forwards to --host/--port.
+
+Development: with AAUTH_DEV_LOOPBACK=1 the resource binds 127.0.0.1 and its issuer is
+http://127.0.0.1:P; --domain and --issuer may be omitted. Try it:
+  AAUTH_DEV_LOOPBACK=1 aauth resource serve --port 8081
+  AAUTH_DEV_LOOPBACK=1 aauth fetch --provider URL --key FILE http://127.0.0.1:8081/whoami
+
+Stops cleanly on Ctrl-C (SIGINT) or SIGTERM.
 `
 
 /** `aauth fetch --help`. */

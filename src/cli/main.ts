@@ -23,6 +23,7 @@ const COMMANDS: readonly CommandEntry[] = [
   { words: ['agent', 'serve'], help: help.AGENT_SERVE_HELP, load: async () => (await import('./commands/agent-serve.js')).agentServe },
   { words: ['agent', 'enroll'], help: help.AGENT_ENROLL_HELP, load: async () => (await import('./commands/agent-enroll.js')).agentEnroll },
   { words: ['agent', 'token'], help: help.AGENT_TOKEN_HELP, load: async () => (await import('./commands/agent-enroll.js')).agentToken },
+  { words: ['resource', 'serve'], help: help.RESOURCE_SERVE_HELP, load: async () => (await import('./commands/resource-serve.js')).resourceServe },
   { words: ['fetch'], help: help.FETCH_HELP, load: async () => (await import('./commands/fetch.js')).fetchCommand },
   { words: ['token', 'inspect'], help: help.TOKEN_INSPECT_HELP, load: async () => (await import('./commands/token-inspect.js')).tokenInspect },
   { words: ['token', 'decode'], help: help.TOKEN_DECODE_HELP, load: async () => (await import('./commands/token-inspect.js')).tokenDecode },

@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { expect } from 'vitest'
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const MAIN = `${ROOT}src/cli/main.ts`
@@ -56,6 +57,20 @@ export function runCli(args: readonly string[], options: RunOptions = {}): Promi
       clearTimeout(timer)
       resolve({ code, stdout, stderr })
     })
+  })
+}
+
+/** A command line that must be refused as a usage error, with what stderr must match. */
+export type UsageCase = readonly [args: readonly string[], stderr: RegExp, env?: Record<string, string | undefined>]
+
+/** Runs the cases at once; each must exit 2 with its message on stderr and nothing on stdout. */
+export async function expectUsageErrors(cases: readonly UsageCase[]): Promise<void> {
+  const results = await Promise.all(cases.map(([args, , env]) => runCli(args, env === undefined ? {} : { env })))
+  results.forEach((r, i) => {
+    const [args, stderr] = cases[i]!
+    expect(r.code, args.join(' ')).toBe(2)
+    expect(r.stderr).toMatch(stderr)
+    expect(r.stdout).toBe('')
   })
 }
 

@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createAgentToken, generateKeyPair, type PrivateJwk } from '../../src/protocol/index.js'
 import { closeAll, startPersonServer, startResource, type TestPersonServer, type TestResource } from '../helpers/aauth-servers.js'
-import { runCli, startCli, type CliServer } from './cli-process.js'
+import { expectUsageErrors, runCli, startCli, type CliServer } from './cli-process.js'
 
 interface ServeInfo {
   issuer: string
@@ -272,21 +272,15 @@ describe('aauth token inspect', () => {
 
 describe('usage', () => {
   it('usage errors exit 2 with a readable message and a pointer to the help', async () => {
-    const cases: [string[], RegExp][] = [
+    await expectUsageErrors([
       [['fetch', '--provider', 'http://127.0.0.1:1', '--key', 'k'], /^aauth: missing URL\n {2}see: aauth fetch --help\n$/],
       [['fetch', '--bogus', 'https://x.example/'], /^aauth: unknown option --bogus\n/],
       [['fetch', 'https://x.example/'], /^aauth: agent credentials needed: --provider URL --key FILE, or --token TOKEN --key FILE/],
       [['fetch', '-d', 'x', '-X', 'GET', '--token', 't', '--key', 'k', 'https://x.example/'], /^aauth: -d sends a body, which GET cannot carry/],
       [['agent', 'serve'], /^aauth: --port P is required/],
       [['agent'], /^aauth: aauth agent needs a subcommand: serve, enroll, token\n/],
-      [['frobnicate'], /^aauth: unknown command "frobnicate"; commands: agent serve, agent enroll, agent token, fetch, token inspect, token decode, keygen\n/],
-    ]
-    const results = await Promise.all(cases.map(([args]) => runCli(args)))
-    results.forEach((r, i) => {
-      expect(r.code, cases[i]![0].join(' ')).toBe(2)
-      expect(r.stderr).toMatch(cases[i]![1])
-      expect(r.stdout).toBe('')
-    })
+      [['frobnicate'], /^aauth: unknown command "frobnicate"; commands: agent serve, agent enroll, agent token, resource serve, fetch, token inspect, token decode, keygen\n/],
+    ])
   })
 
   it('without AAUTH_DEV_LOOPBACK the provider needs a domain and http URLs are refused with a hint', async () => {
@@ -305,7 +299,7 @@ describe('usage', () => {
 
   it('help lists every command; --help shows one; --version prints the version', async () => {
     const [main, fetchHelp, version] = await Promise.all([runCli(['help']), runCli(['fetch', '--help']), runCli(['--version'])])
-    for (const c of ['agent serve', 'agent enroll', 'agent token', 'fetch', 'token inspect', 'token decode', 'keygen']) expect(main.stdout).toContain(`aauth ${c}`)
+    for (const c of ['agent serve', 'agent enroll', 'agent token', 'resource serve', 'fetch', 'token inspect', 'token decode', 'keygen']) expect(main.stdout).toContain(`aauth ${c}`)
     expect(fetchHelp.stdout).toMatch(/^Usage: aauth fetch \[options\] URL/)
     expect(version.stdout).toMatch(/^\d+\.\d+\.\d+\n$/)
   })
