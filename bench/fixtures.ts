@@ -79,9 +79,12 @@ export function noReplayStore(): NoReplayStore {
   }
 }
 
-/** A resource for the fixture's audience, verifying with its JWKS and clock, over {@link noReplayStore}. */
-export function benchResource(fx: Fixture): { resource: Resource; store: NoReplayStore; jwks: JwksCache } {
+/**
+ * A resource for the fixture's audience, verifying with its JWKS and clock, over
+ * {@link noReplayStore}; `syncCrypto` as the core's option (default async).
+ */
+export function benchResource(fx: Fixture, syncCrypto = false): { resource: Resource; store: NoReplayStore; jwks: JwksCache } {
   const store = noReplayStore()
   const jwks = fx.jwks()
-  return { resource: createResource({ issuer: AUDIENCE, jwks, now: fx.now, store }), store, jwks }
+  return { resource: createResource({ issuer: AUDIENCE, jwks, now: fx.now, store, syncCrypto }), store, jwks }
 }

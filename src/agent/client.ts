@@ -53,7 +53,7 @@ import { REFRESH_MARGIN_SEC } from './agent-credentials.js'
 import { pollDeferred, type DeferredCallbacks, type InteractionPrompt, type PollContext } from './deferred-poller.js'
 import { AgentError, readFailure } from './errors.js'
 import { PersonServerClient } from './person-server-client.js'
-import { SignedTransport, type AgentStep, type Presentation } from './signed-transport.js'
+import { SignedTransport, type AgentStep, type Presentation, type SignedTransportOptions } from './signed-transport.js'
 import { TokenStore, type HeldToken } from './token-store.js'
 import { BoundedCache } from '../lib/bounded-cache.js'
 import { deadlineSignal } from '../lib/deadline.js'
@@ -78,6 +78,11 @@ export interface AgentClientOptions extends DeferredCallbacks, IdentifierOptions
   readonly onStep?: (step: AgentStep) => void
   /** Report the signature base with each `request` step. */
   readonly exposeSignatureBase?: boolean
+  /**
+   * Give an identical request sent again within the same second the next second's `created`, so
+   * a replay cache does not refuse it (default true; see {@link SignedTransportOptions}).
+   */
+  readonly distinctCreated?: boolean
   /** Capabilities beyond those implied by the callbacks (e.g. `payment`). */
   readonly capabilities?: readonly Capability[]
   /** Longest a call may take, polling included (ms). Default 10 minutes. */
@@ -170,7 +175,9 @@ export interface AgentClient {
   /**
    * Signs a request the way {@link AgentClient.fetch} would send it first (the token held for its
    * resource, `AAuth-Access`, capabilities), without sending it: for callers with their own HTTP
-   * stack. No challenge is walked.
+   * stack. No challenge is walked. `created` is the clock: two identical requests prepared in the
+   * same second are the same message to a resource's replay cache (`fetch` moves the second one
+   * to the next second; here that is the caller's choice).
    */
   prepare(input: string | URL | Request, init?: AgentRequestInit): Promise<PreparedRequest>
   /**
@@ -303,6 +310,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     now,
     ...(options.onStep === undefined ? {} : { onStep: options.onStep }),
     ...(options.exposeSignatureBase === undefined ? {} : { exposeSignatureBase: options.exposeSignatureBase }),
+    ...(options.distinctCreated === undefined ? {} : { distinctCreated: options.distinctCreated }),
   })
   const marginSec = options.refreshMarginSec ?? REFRESH_MARGIN_SEC
   const store = new TokenStore({ now, refreshMarginSec: marginSec })

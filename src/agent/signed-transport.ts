@@ -8,6 +8,7 @@
  */
 
 import { EgressError, signRequest, type Signer } from '../protocol/index.js'
+import { BoundedCache } from '../lib/bounded-cache.js'
 
 /** The token a request presents in `Signature-Key` and the key that signs it (AG-SIG-02). */
 export interface Presentation {
@@ -36,7 +37,12 @@ export interface OutgoingRequest {
   /** Components the server asked for (`required_input`, `additional_signature_components`). */
   readonly extraComponents?: readonly string[]
   readonly signal?: AbortSignal | undefined
+  /** `created` (Unix seconds) to sign with; default the clock. */
+  readonly created?: number
 }
+
+/** How far ahead of the clock `created` may be moved to keep two identical requests distinct (s). */
+const MAX_CREATED_AHEAD = 30
 
 /** Options of {@link SignedTransport}. */
 export interface SignedTransportOptions {
@@ -45,16 +51,24 @@ export interface SignedTransportOptions {
   readonly onStep?: (step: AgentStep) => void
   /** Report the signature base with each `request` step. */
   readonly exposeSignatureBase?: boolean
+  /**
+   * Keep identical requests distinct for replay caches (see `#distinctCreated`). Default true;
+   * turn off only against servers known to keep no replay cache (tests that poll at full speed).
+   */
+  readonly distinctCreated?: boolean
 }
 
 /** Signs and sends requests, reporting each to `onStep`. */
 export class SignedTransport {
   readonly #fetch: typeof fetch
   readonly #options: SignedTransportOptions
+  /** The last `created` sent per (key, method, authority, path). */
+  readonly #lastCreated: BoundedCache<string, number>
 
   constructor(options: SignedTransportOptions = {}) {
     this.#fetch = options.fetch ?? globalThis.fetch
     this.#options = options
+    this.#lastCreated = new BoundedCache(1000, options.now ?? Date.now)
   }
 
   /** Reports a step (no-op without `onStep`). */
@@ -78,7 +92,7 @@ export class SignedTransport {
         signatureKey: { scheme: 'jwt', jwt: presentation.token, cache: false },
         body: req.body,
         additionalComponents: req.extraComponents,
-        now: this.#options.now,
+        now: req.created === undefined ? this.#options.now : () => req.created! * 1000,
         exposeBase: this.#options.exposeSignatureBase === true,
         inPlace: true,
       },
@@ -103,8 +117,32 @@ export class SignedTransport {
    *   required component the request lacks); {@link EgressError} `fetch_failed` when the request
    *   cannot be sent (connection refused, reset, DNS).
    */
+  /**
+   * `created` for a request to send. Two requests with the same key, method, authority and path
+   * signed in the same second are the same message to a verifier's replay cache (main draft
+   * §Verification (Server) step 5), so the second would be refused: it gets the next second
+   * instead, at most {@link MAX_CREATED_AHEAD} s ahead of the clock (verifiers accept up to their
+   * window ahead); beyond that it waits a second for the clock. Sustained identical requests are
+   * thereby paced to about one per second — the most a replay cache can tell apart.
+   */
+  async #distinctCreated(req: OutgoingRequest, presentation: Presentation): Promise<number> {
+    const key = `${presentation.signer.publicJwk.x ?? ''}\u0000${req.method}\u0000${req.url.host}\u0000${req.url.pathname}`
+    const clock = this.#options.now ?? Date.now
+    for (let waited = 0; ; waited++) {
+      const nowSec = Math.floor(clock() / 1000)
+      const last = this.#lastCreated.get(key)
+      const created = last === undefined || last < nowSec ? nowSec : last + 1
+      if (created - nowSec <= MAX_CREATED_AHEAD || waited >= 1) {
+        this.#lastCreated.set(key, created, (nowSec + 2 * MAX_CREATED_AHEAD) * 1000)
+        return created
+      }
+      await new Promise((r) => setTimeout(r, 1000))
+    }
+  }
+
   async send(req: OutgoingRequest, presentation: Presentation): Promise<Response> {
-    const headers = await this.sign(req, presentation)
+    const created = req.created ?? (this.#options.distinctCreated === false ? undefined : await this.#distinctCreated(req, presentation))
+    const headers = await this.sign({ ...req, created }, presentation)
     let res: Response
     try {
       res = await this.#fetch(req.url, {

@@ -15,6 +15,7 @@ interface Entry<V> {
 /** LRU map bounded by entry count; `get` refreshes recency and drops expired entries. */
 export class BoundedCache<K, V> {
   readonly #map = new Map<K, Entry<V>>()
+  #oldest: Iterator<K> | undefined
   readonly #max: number
   readonly #now: () => number
 
@@ -47,8 +48,15 @@ export class BoundedCache<K, V> {
     this.#map.delete(key)
     this.#map.set(key, { value, expiresAt })
     if (this.#map.size > this.#max) {
-      const oldest = this.#map.keys().next()
-      if (!oldest.done) this.#map.delete(oldest.value)
+      // One live iterator for evictions: a fresh `keys()` would step over every slot deleted at
+      // the front of the Map, which makes each eviction O(deleted) once the cache is full.
+      this.#oldest ??= this.#map.keys()
+      let oldest = this.#oldest.next()
+      if (oldest.done === true) {
+        this.#oldest = this.#map.keys()
+        oldest = this.#oldest.next()
+      }
+      if (oldest.done !== true) this.#map.delete(oldest.value)
     }
   }
 
@@ -66,5 +74,6 @@ export class BoundedCache<K, V> {
 
   clear(): void {
     this.#map.clear()
+    this.#oldest = undefined
   }
 }

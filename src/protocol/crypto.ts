@@ -199,6 +199,17 @@ export function sha256(data: Uint8Array): Uint8Array | Promise<Uint8Array> {
   return crypto.subtle.digest('SHA-256', data as BufferSource).then((b) => new Uint8Array(b))
 }
 
+/**
+ * Unpadded base64url SHA-256 of a UTF-8 string, synchronously where the runtime allows (Node's
+ * one-shot `crypto.hash`, about 1 µs); otherwise a promise. Used for replay-cache keys.
+ */
+export function sha256Base64urlFast(input: string): string | Promise<string> {
+  const hash = (nodeCrypto as { hash?: (alg: string, data: string, enc: 'base64url') => string } | undefined)?.hash
+  if (hash !== undefined) return hash('sha256', input, 'base64url')
+  const digest = sha256(new TextEncoder().encode(input))
+  return digest instanceof Uint8Array ? encodeBase64url(digest) : digest.then(encodeBase64url)
+}
+
 /** Unpadded base64url SHA-256 of a UTF-8 string (used for thumbprints and `mission_s256`). */
 export async function sha256Base64url(input: string | Uint8Array): Promise<string> {
   const bytes = typeof input === 'string' ? new TextEncoder().encode(input) : input

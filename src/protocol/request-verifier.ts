@@ -173,10 +173,13 @@ export function createRequestVerifier(options: RequestVerifierOptions): RequestV
     if (cached.resolved.key.inline === true) return upgrade(cached)
     if (options.isRevoked === undefined) return cached.resolved
     const c = cached.context.claims
-    return Promise.resolve(options.isRevoked(c.iss, c.jti)).then((revoked) => {
+    const check = (revoked: boolean): ResolvedKey<TokenContext> => {
       if (revoked) throw new SignatureError('revoked_jwt', 'JWT has been revoked by its issuer')
       return cached.resolved
-    })
+    }
+    // A synchronous lookup (an in-memory store) keeps the cached path synchronous.
+    const revoked = options.isRevoked(c.iss, c.jti)
+    return typeof revoked === 'boolean' ? check(revoked) : revoked.then(check)
   }
 
   /** Second use of a token: import its key once, then take the cached path. */

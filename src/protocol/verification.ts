@@ -16,9 +16,9 @@
  */
 
 import { BoundedCache } from '../lib/bounded-cache.js'
-import { encodeBase64url, utf8 } from '../lib/base64url.js'
+import { utf8 } from '../lib/base64url.js'
 import { HeaderError, SignatureError } from './errors.js'
-import { sha256, verifySignatureBytes, type PublicJwk, type SupportedAlgorithm, type VerifyKey } from './crypto.js'
+import { sha256Base64urlFast, verifySignatureBytes, type PublicJwk, type SupportedAlgorithm, type VerifyKey } from './crypto.js'
 import { CONTENT_DIGEST_HEADER, verifyContentDigest } from './digest.js'
 import { interpretSignatureKeyMember, parseSignatureKey, SIGNATURE_KEY_HEADER, type SignatureKeyMember } from './signature-key.js'
 import { parseSignature, parseSignatureInput, SIGNATURE_HEADER, SIGNATURE_INPUT_HEADER, type SignatureInputEntry } from './signature-input.js'
@@ -229,9 +229,10 @@ export async function verifyRequestSignature<C>(message: Request | RequestLike |
     // retry with another token after a challenge, a server's second revocation — does not.
     // Hashed: @path is attacker-sized, and the cache is bounded by entries, not bytes.
     const tuple = `${resolved.thumbprint}|${created}|${m.method}|${m.url.host}|${m.url.pathname}|${base}`
-    const digest = sha256(utf8(tuple))
-    const replayKey = encodeBase64url(digest instanceof Uint8Array ? digest : await digest)
-    const fresh = await options.replayCache.add(replayKey, (created + windowSec + 1) * 1000)
+    const hashed = sha256Base64urlFast(tuple)
+    const replayKey = typeof hashed === 'string' ? hashed : await hashed
+    const added = options.replayCache.add(replayKey, (created + windowSec + 1) * 1000)
+    const fresh = typeof added === 'boolean' ? added : await added
     if (!fresh) throw fail('invalid_signature', 'signature replayed within its validity window')
   }
   return { label, created, components: input.components.map((c) => c.name), key: resolved }

@@ -92,6 +92,11 @@ export interface ResourceOptions extends IdentifierOptions {
   readonly resourceTokenLifetimeSec?: number
   /** Signature window (`created`), seconds. Default 60. */
   readonly windowSec?: number
+  /**
+   * Verify signatures synchronously: lowest latency one request at a time, but it blocks the event
+   * loop; under concurrent load the default (async, on the thread pool) serves more requests.
+   */
+  readonly syncCrypto?: boolean
   readonly revocation?: RevocationOptions
   readonly jwks?: JwksCache
   readonly egress?: EgressFetcher
@@ -195,6 +200,7 @@ export function createResource(options: ResourceOptions): Resource {
     isRevoked: (iss, jti) => store.has(revocationKey(iss, jti)),
     ...(authTokenIssuers === undefined ? {} : { authTokenIssuers }),
     ...(options.windowSec === undefined ? {} : { windowSec: options.windowSec }),
+    ...(options.syncCrypto === undefined ? {} : { syncCrypto: options.syncCrypto }),
     ...(metadata.additional_signature_components === undefined ? {} : { requiredComponents: metadata.additional_signature_components }),
     ...idOpts,
   })

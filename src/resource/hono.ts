@@ -37,7 +37,10 @@ const AGENT: RouteRequirement = { access: 'agent' }
 export function aauth(resource: Resource, requirement: RequirementFor<Context> = AGENT): MiddlewareHandler<AAuthEnv> {
   return async (c, next) => {
     const raw = c.req.raw
-    const body = raw.body === null ? undefined : new Uint8Array(await c.req.arrayBuffer())
+    // A GET/HEAD without Content-Length or Transfer-Encoding has no body: not touching `raw.body`
+    // spares @hono/node-server building a full Fetch Request.
+    const bodiless = (raw.method === 'GET' || raw.method === 'HEAD') && !raw.headers.has('content-length') && !raw.headers.has('transfer-encoding')
+    const body = bodiless || raw.body === null ? undefined : new Uint8Array(await c.req.arrayBuffer())
     const own = await resource.serve(raw, body)
     if (own !== undefined) return own
     const decision = await resource.authenticate(raw, typeof requirement === 'function' ? requirement(c) : requirement, body ?? new Uint8Array())

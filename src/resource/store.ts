@@ -51,6 +51,11 @@ export class MemoryStore implements AAuthStore {
     this.#counters = new BoundedCache(Math.max(1, Math.ceil(max / 10)), this.#now)
   }
 
+  /** Keys held (live or not yet evicted). */
+  get size(): number {
+    return this.#keys.size
+  }
+
   add(key: string, expiresAt: number): boolean {
     return this.#keys.add(key, true, expiresAt)
   }

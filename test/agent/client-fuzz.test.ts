@@ -43,6 +43,8 @@ beforeAll(async () => {
     maxPolls: 3,
     maxRounds: 4,
     sleep: async () => undefined,
+    // The scripted resource keeps no replay cache: poll at full speed.
+    distinctCreated: false,
     onInteraction: () => undefined,
     onClarification: () => ({ action: 'respond', response: 'ok' }),
   })

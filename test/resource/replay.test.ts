@@ -11,8 +11,9 @@ import type { AddressInfo } from 'node:net'
 import { afterAll, describe, expect, it } from 'vitest'
 import { createResource, MemoryStore, RedisStore, type AAuthStore } from '../../src/resource/index.js'
 import { aauth, type AAuthEnv } from '../../src/resource/hono.js'
-import { signRequest } from '../../src/protocol/index.js'
-import { closeAll, LOOPBACK } from '../helpers/aauth-servers.js'
+import { createSigner, generateKeyPair, signRequest } from '../../src/protocol/index.js'
+import { AgentCredentials, createAgentClient } from '../../src/agent/index.js'
+import { closeAll, LOOPBACK, startAgentProvider } from '../helpers/aauth-servers.js'
 import { redisUrl, stopRedis } from '../helpers/redis.js'
 import { loopIssuer, makeAgent, type Agent } from './resource-fixture.js'
 
@@ -93,5 +94,20 @@ describe.each(['memory', 'redis'] as const)('replay with the %s store', (kind) =
     const atB = await fetch(`${b.origin}/flights`, { headers })
     expect(atB.status).toBe(kind === 'redis' ? 401 : 200)
     expect(b.runs()).toBe(kind === 'redis' ? 0 : 1)
+  })
+})
+
+describe('the agent client and the replay cache', () => {
+  it('two identical requests in the same second both succeed: the client moves the second to the next second', async () => {
+    const { ap } = await startAgentProvider()
+    const key = await generateKeyPair()
+    const token = await ap.issue({ local: 'repeat-bot', cnfJwk: key.publicJwk })
+    const api = await instance(new MemoryStore())
+    // The resource is https://api.example behind a proxy: the client talks to the loopback origin.
+    const client = createAgentClient({ credentials: AgentCredentials.fixed(token, await createSigner(key.privateJwk)), ...LOOPBACK, fetch: (input, init) => fetch(String(input).replace(ISSUER, api.origin), init) })
+    const statuses = []
+    for (let i = 0; i < 5; i++) statuses.push((await client.fetch(`${ISSUER}/whoami`)).status)
+    expect(statuses).toEqual([200, 200, 200, 200, 200])
+    expect(api.runs()).toBe(5)
   })
 })
