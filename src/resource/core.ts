@@ -328,7 +328,7 @@ export function createResource(options: ResourceOptions): Resource {
   }
 
   async function authenticate(request: Request, requirement: RouteRequirement, given?: Uint8Array): Promise<ResourceDecision> {
-    const body = await bodyOf(request, given)
+    const body = given ?? (await bodyOf(request, undefined))
     const v = await verify(request, body)
     if (v instanceof Response) return { ok: false, response: v }
     if (v.ctx.scheme !== 'jwt') return { ok: false, response: signatureErrorResponse(new SignatureError('unsupported_scheme', 'this resource takes agent, person and auth tokens', { acceptSignatureScheme: ['jwt'] })) }
@@ -369,8 +369,10 @@ export function createResource(options: ResourceOptions): Resource {
         break
       }
     }
-    const denied = await applyPolicy(request, body, access)
-    if (denied !== undefined) return fail(denied)
+    if (options.policy !== undefined) {
+      const denied = await applyPolicy(request, body, access)
+      if (denied !== undefined) return fail(denied)
+    }
     return { ok: true, access, headers: new Headers() }
   }
 
