@@ -229,29 +229,10 @@ export function createResource(options: ResourceOptions): Resource {
           token: { type: ctx.type, claims: c, raw },
         }
       }
-      case 'aa-person+jwt': {
-        const c = ctx.claims
-        return {
-          mode,
-          agentJkt: jkt,
-          person: { ps: c.iss, sub: c.sub, ...(c.tenant === undefined ? {} : { tenant: c.tenant }) },
-          scopes: new Set(),
-          ...(c.mission_s256 === undefined ? {} : { mission: c.mission_s256 }),
-          token: { type: ctx.type, claims: c, raw },
-        }
-      }
-      case 'aa-auth+jwt': {
-        const c = ctx.claims
-        return {
-          mode,
-          agentJkt: jkt,
-          person: { ps: c.ps, sub: c.sub, ...(c.tenant === undefined ? {} : { tenant: c.tenant }) },
-          scopes: scopeSet(c.scope),
-          ...(c.account === undefined ? {} : { account: c.account }),
-          ...(c.mission_s256 === undefined ? {} : { mission: c.mission_s256 }),
-          token: { type: ctx.type, claims: c, raw },
-        }
-      }
+      case 'aa-person+jwt':
+        return personAccess(mode, jkt, ctx.claims.iss, ctx.claims, new Set(), { type: ctx.type, claims: ctx.claims, raw })
+      case 'aa-auth+jwt':
+        return personAccess(mode, jkt, ctx.claims.ps, ctx.claims, scopeSet(ctx.claims.scope), { type: ctx.type, claims: ctx.claims, raw })
     }
   }
 
@@ -425,6 +406,26 @@ export function createResource(options: ResourceOptions): Resource {
     serve,
     issueSession: (access, data) => sessions.issue(access.agentJkt, data),
     store,
+  }
+}
+
+/** The access of a request carrying a person or auth token: the person is `(ps, sub)`. */
+function personAccess(
+  mode: RouteRequirement['access'],
+  agentJkt: string,
+  ps: string,
+  c: { readonly sub: string; readonly tenant?: string | undefined; readonly mission_s256?: string | undefined; readonly account?: string | undefined },
+  scopes: ReadonlySet<string>,
+  token: ResourceAccess['token'],
+): ResourceAccess {
+  return {
+    mode,
+    agentJkt,
+    person: { ps, sub: c.sub, ...(c.tenant === undefined ? {} : { tenant: c.tenant }) },
+    scopes,
+    ...(c.account === undefined ? {} : { account: c.account }),
+    ...(c.mission_s256 === undefined ? {} : { mission: c.mission_s256 }),
+    token,
   }
 }
 
