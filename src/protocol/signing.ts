@@ -16,7 +16,7 @@ import { encodeBase64, utf8 } from '../lib/base64url.js'
 import { CONTENT_DIGEST_HEADER, createContentDigest } from './digest.js'
 import { serializeSignatureKey, SIGNATURE_KEY_HEADER, type SignatureKeyMember } from './signature-key.js'
 import { components, signatureParamsMap, SIGNATURE_HEADER, SIGNATURE_INPUT_HEADER } from './signature-input.js'
-import { messageView, profileSignatureBase, referenceSignatureBase } from './signature-base.js'
+import { messageView, profileSignatureBase, referenceSignatureBase, type MessageView } from './signature-base.js'
 import type { Signer } from './crypto.js'
 
 const PARAMS_LINE = '"@signature-params": '
@@ -140,19 +140,21 @@ export async function signRequest(request: RequestToSign, options: SignRequestOp
   const created = Math.floor((options.now ?? Date.now)() / 1000)
   const params = signatureParamsMap(options.expires === undefined ? { created } : { created, expires: options.expires })
   let base: string
+  let serialized: string | undefined
   try {
     const view = messageView({ method: request.method, url, headers })
-    // The Signature-Key value was just serialized here: read it back without a Headers lookup.
     const header = view.header
-    const signing = { ...view, header: (name: string) => (name === SIGNATURE_KEY_HEADER ? skValue : header(name)) }
-    base = profileSignatureBase(signing, comps, params, serializedParams(names, created, options.expires)) ?? (await referenceSignatureBase(view, comps, params))
+    // The Signature-Key value was just serialized here: read it back without a Headers lookup.
+    const signing: MessageView = { method: view.method, url, header: (name) => (name === SIGNATURE_KEY_HEADER ? skValue : header(name)) }
+    serialized = serializedParams(names, created, options.expires)
+    base = profileSignatureBase(signing, comps, params, serialized) ?? (await referenceSignatureBase(view, comps, params))
   } catch (cause) {
     throw new TypeError(`cannot sign: ${(cause as Error).message}`, { cause })
   }
   const data = utf8(base)
   const sig = options.signer.signSync !== undefined ? options.signer.signSync(data) : await options.signer.sign(data)
   // The base ends with the serialized signature parameters: reuse them for Signature-Input.
-  headers.set(SIGNATURE_INPUT_HEADER, `${label}=${base.slice(base.lastIndexOf(PARAMS_LINE) + PARAMS_LINE.length)}`)
+  headers.set(SIGNATURE_INPUT_HEADER, `${label}=${serialized ?? base.slice(base.lastIndexOf(PARAMS_LINE) + PARAMS_LINE.length)}`)
   headers.set(SIGNATURE_HEADER, `${label}=:${encodeBase64(sig)}:`)
   return options.exposeBase === true ? { headers, components: names, signatureBase: base } : { headers, components: names }
 }
