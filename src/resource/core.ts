@@ -44,7 +44,7 @@ import {
   type TokenContext,
 } from '../protocol/index.js'
 import type { Policy, PolicyDecision, ResourceAccess, RouteRequirement } from './access.js'
-import { handleRevocation, revocationKey, type RevocationOptions } from './revocation.js'
+import { handleRevocation, revocationKey, revocationVerifier, type RevocationOptions } from './revocation.js'
 import { SessionTokens } from './session-tokens.js'
 import { MemoryStore, type AAuthStore } from './store.js'
 
@@ -384,13 +384,16 @@ export function createResource(options: ResourceOptions): Resource {
     }
   }
 
+  let revoker: RequestVerifier | undefined
+
   async function serve(request: Request, given?: Uint8Array): Promise<Response | undefined> {
     const path = new URL(request.url).pathname
     if (request.method === 'GET' && path === `/.well-known/${DWK.resource}`) return Response.json(metadata, { headers: { 'cache-control': 'max-age=300' } })
     if (request.method === 'GET' && path === '/.well-known/jwks.json' && options.keys !== undefined) return Response.json(options.keys.jwks(), { headers: { 'cache-control': 'max-age=300' } })
     if (path === paths.revocation) {
       if (request.method !== 'POST') return new Response(null, { status: 405, headers: { allow: 'POST' } })
-      return handleRevocation({ ...asSigned(request), body: await bodyOf(request, given) }, { audience: options.issuer, jwks, store, now, idOpts, ...options.revocation })
+      revoker ??= revocationVerifier({ audience: options.issuer, jwks, store, now, idOpts })
+      return handleRevocation({ ...asSigned(request), body: await bodyOf(request, given) }, { ...options.revocation, verifier: revoker, store, now })
     }
     if (path === paths.authorization && options.keys !== undefined) {
       if (request.method !== 'POST') return new Response(null, { status: 405, headers: { allow: 'POST' } })

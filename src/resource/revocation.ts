@@ -40,39 +40,36 @@ export function revocationKey(iss: string, jti: string): string {
   return `rev\u0000${iss}\u0000${jti}`
 }
 
-interface Context extends RevocationOptions {
-  readonly audience: string
-  readonly jwks: JwksCache
+/** What the revocation endpoint of one resource works with. */
+export interface RevocationContext extends RevocationOptions {
+  /** Verifies the caller's server signature (see {@link revocationVerifier}). */
+  readonly verifier: RequestVerifier
   readonly store: AAuthStore
   readonly now: () => number
-  readonly idOpts: IdentifierOptions
 }
 
-const verifiers = new WeakMap<AAuthStore, RequestVerifier>()
-
-function verifierFor(ctx: Context): RequestVerifier {
-  let v = verifiers.get(ctx.store)
-  if (v === undefined) {
-    v = createRequestVerifier({
-      audience: ctx.audience,
-      jwks: ctx.jwks,
-      now: ctx.now,
-      acceptedTokenTypes: [],
-      acceptServerSignatures: true,
-      requireBodyComponents: true,
-      replayCache: ctx.store,
-      ...ctx.idOpts,
-    })
-    verifiers.set(ctx.store, v)
-  }
-  return v
+/**
+ * The verifier of a resource's revocation endpoint: server signatures (`jwks_uri`) only, body
+ * covered, replay-checked in the resource's store. One per resource (its `audience`).
+ */
+export function revocationVerifier(o: { audience: string; jwks: JwksCache; store: AAuthStore; now: () => number; idOpts: IdentifierOptions }): RequestVerifier {
+  return createRequestVerifier({
+    audience: o.audience,
+    jwks: o.jwks,
+    now: o.now,
+    acceptedTokenTypes: [],
+    acceptServerSignatures: true,
+    requireBodyComponents: true,
+    replayCache: o.store,
+    ...o.idOpts,
+  })
 }
 
 /** Handles one revocation request. */
-export async function handleRevocation(request: { method: string; url: URL; headers: Headers; body: Uint8Array }, ctx: Context): Promise<Response> {
+export async function handleRevocation(request: { method: string; url: URL; headers: Headers; body: Uint8Array }, ctx: RevocationContext): Promise<Response> {
   let issuer: string
   try {
-    const v = await verifierFor(ctx).verify({ method: request.method, url: request.url, headers: request.headers }, request.body)
+    const v = await ctx.verifier.verify({ method: request.method, url: request.url, headers: request.headers }, request.body)
     if (v.key.context.scheme !== 'jwks_uri') throw new SignatureError('unsupported_scheme', 'revocations are signed by servers (jwks_uri)', { acceptSignatureScheme: ['jwks_uri'] })
     issuer = v.key.context.issuer
   } catch (err) {

@@ -111,3 +111,21 @@ describe('the agent client and the replay cache', () => {
     expect(api.runs()).toBe(5)
   })
 })
+
+describe('revocation endpoints of two resources sharing one store', () => {
+  it('REV-02 each resource verifies revocations addressed to itself (the verifier is per resource, not per store)', async () => {
+    const store = new MemoryStore()
+    const ps = await loopIssuer('aauth-person.json', { person_token_endpoint: 'https://x.example/p', auth_token_endpoint: 'https://x.example/t' })
+    const signer = await createSigner(ps.key.privateJwk)
+    for (const issuer of ['https://one.example', 'https://two.example']) {
+      const resource = createResource({ issuer, store, ...LOOPBACK })
+      const body = new TextEncoder().encode(JSON.stringify({ jti: `t-${issuer}`, exp: Math.floor(Date.now() / 1000) + 600 }))
+      const { headers } = await signRequest(
+        { method: 'POST', url: `${issuer}/aauth/revoke`, headers: new Headers({ 'content-type': 'application/json' }) },
+        { signer, signatureKey: { scheme: 'jwks_uri', id: ps.issuer, dwk: ps.dwk, kid: ps.key.kid }, body },
+      )
+      const res = await resource.serve(new Request(`${issuer}/aauth/revoke`, { method: 'POST', headers, body }), body)
+      expect(res?.status, issuer).toBe(200)
+    }
+  })
+})
