@@ -1,0 +1,25 @@
+/**
+ * `aauth-kit/person-server`: the Person Server (main draft §Person Server) — person and auth
+ * token endpoints, consent pages, deferred requests, clarification, permission, audit and
+ * interaction endpoints, revocation with its cascade, and a durable store (SQLite by default,
+ * PostgreSQL for several instances).
+ *
+ * @example
+ * ```ts
+ * import { createPersonServer, SqliteStore } from 'aauth-kit/person-server'
+ * import { KeyRing } from 'aauth-kit/agent'
+ * const store = await SqliteStore.open({ filename: 'ps.sqlite' })
+ * const ps = await createPersonServer({ issuer: 'https://ps.example', keys: await KeyRing.create(), store })
+ * ```
+ *
+ * @module
+ */
+
+export { createPersonServer, errorResponse, type PersonServer } from './server.js'
+export type { PersonServerOptions, PsContext } from './context.js'
+export { ConsentError, type ConsentDecision, type ConsentErrorCode, type ConsentService, type RememberChoice, type RevocationReport } from './consent.js'
+export type { OrganizationPolicy, PolicyHook, PolicyRequest, PolicyVerdict } from './policy.js'
+export { directedSubject } from './directed-id.js'
+export { PLATFORMS } from './token-request.js'
+export { hashPassword, verifyPassword } from './web/password.js'
+export * from './store/index.js'

@@ -1,0 +1,107 @@
+/**
+ * The Person Server's decision on a request (main draft §Policy Evaluation Points, §Incremental
+ * Consent, §PS Response): organisation limits first, then the deployment's own hook, then what
+ * the person already granted, and otherwise ask the person.
+ *
+ * In organisation mode an administrator pre-authorises agents and gives each a capability set;
+ * the PS only ever issues scopes in *both* the person's permissions and the agent's capabilities,
+ * so an agent can narrow what its person may do, never widen it. A request for more is a denial
+ * naming what is outside, never a token with less than was asked (the resource asked for those
+ * scopes; silently dropping some would surprise both sides).
+ *
+ * @module
+ */
+
+import type { Grant, PersonRecord } from './store/types.js'
+
+/** What is being decided. */
+export interface PolicyRequest {
+  readonly kind: 'person_token' | 'auth_token' | 'permission'
+  readonly person: PersonRecord
+  readonly agent: { readonly iss: string; readonly sub: string; readonly parentAgent?: string }
+  /** The resource (person and auth tokens). */
+  readonly resource?: string
+  /** Requested scope values (auth tokens); empty for person tokens and permissions. */
+  readonly scopes: readonly string[]
+  readonly account?: string
+  readonly missionS256?: string
+  /** Permission endpoint: the action and its parameters. */
+  readonly permission?: { readonly action: string; readonly parameters?: unknown }
+  /** Agent-asserted; never the sole basis of a decision (main draft §Consent Presentation). */
+  readonly justification?: string
+}
+
+/** A decision. `ask` sends the request to the person. */
+export type PolicyVerdict =
+  | { readonly decision: 'grant'; readonly reason?: string }
+  | { readonly decision: 'deny'; readonly reason: string }
+  | { readonly decision: 'ask'; readonly reason?: string }
+
+/**
+ * A deployment's own policy engine. Return `undefined` to fall through to the built-in rules
+ * (remembered grants, else ask). Runs after the organisation limits, so it cannot widen them.
+ */
+export type PolicyHook = (request: PolicyRequest) => PolicyVerdict | undefined | Promise<PolicyVerdict | undefined>
+
+/** Organisation mode: the agents an administrator pre-authorised, with their capability sets. */
+export interface OrganizationPolicy {
+  /** Agent identifier → the scope values it may ever be given. Agents not listed are refused. */
+  readonly agents: Readonly<Record<string, { readonly scopes: readonly string[] }>>
+  /**
+   * `preauthorised` (default): within the intersection the administrator's authorisation stands
+   * and the person is not asked; `ask`: the person still consents (to the intersection only).
+   */
+  readonly consent?: 'preauthorised' | 'ask'
+}
+
+/** The outcome of {@link decide}, with the scopes still to ask about. */
+export type Decision = PolicyVerdict & {
+  /** For `ask`: the requested scopes not covered by a remembered grant (incremental consent). */
+  readonly newScopes?: readonly string[]
+}
+
+/**
+ * The scope values an organisation lets this person delegate to this agent, or `undefined` when
+ * not in organisation mode.
+ */
+export function allowedScopes(org: OrganizationPolicy | undefined, person: PersonRecord, agentSub: string): Set<string> | undefined {
+  if (org === undefined) return undefined
+  const caps = org.agents[agentSub]?.scopes ?? []
+  const perms = new Set(person.permissions ?? [])
+  return new Set(caps.filter((s) => perms.has(s)))
+}
+
+/** The grant value behind a request: one per scope, or `''` (act as the person) for person tokens. */
+export function grantKeys(request: Pick<PolicyRequest, 'kind' | 'scopes' | 'permission'>): string[] {
+  if (request.kind === 'permission') return [request.permission?.action ?? '']
+  if (request.kind === 'person_token') return ['']
+  return request.scopes.length === 0 ? [''] : [...request.scopes]
+}
+
+/**
+ * Decides a request against the organisation limits, the hook and the person's active grants.
+ *
+ * @param grants - the active grants of (person, agent, resource).
+ */
+export async function decide(request: PolicyRequest, grants: readonly Grant[], org: OrganizationPolicy | undefined, hook: PolicyHook | undefined): Promise<Decision> {
+  if (org !== undefined) {
+    if (org.agents[request.agent.sub] === undefined && (request.agent.parentAgent === undefined || org.agents[request.agent.parentAgent] === undefined)) {
+      return { decision: 'deny', reason: `${request.agent.sub} is not an agent the organisation has authorised` }
+    }
+    if (request.kind === 'auth_token') {
+      const allowed = allowedScopes(org, request.person, request.agent.parentAgent ?? request.agent.sub) ?? new Set<string>()
+      const outside = request.scopes.filter((s) => !allowed.has(s))
+      if (outside.length > 0) {
+        return { decision: 'deny', reason: `outside what ${request.person.username} and this agent may both do: ${outside.join(' ')}` }
+      }
+      if (request.scopes.length > 0 && allowed.size === 0) return { decision: 'deny', reason: 'no scope is allowed for this agent and person' }
+    }
+  }
+  const verdict = await hook?.(request)
+  if (verdict !== undefined) return verdict
+  if (org !== undefined && org.consent !== 'ask' && request.kind !== 'permission') return { decision: 'grant', reason: 'pre-authorised by the organisation' }
+  const held = new Set(grants.filter((g) => g.missionS256 === undefined || g.missionS256 === request.missionS256).map((g) => g.scope))
+  const newScopes = grantKeys(request).filter((k) => !held.has(k))
+  if (newScopes.length === 0) return { decision: 'grant', reason: 'remembered grant' }
+  return { decision: 'ask', newScopes: newScopes.filter((k) => k !== '') }
+}

@@ -1,0 +1,81 @@
+/**
+ * Verifying a resource token and the token the agent presented to get it (main draft §Resource
+ * Token Verification, steps 1–4; CHECKLIST PS-TOK-01/02, PS-RT-03..05, PS-TOK-13, REV-14), with
+ * the token-endpoint error codes of §Token Endpoint Error Codes.
+ *
+ * @module
+ */
+
+import {
+  decodeJwt,
+  jwkThumbprint,
+  ProblemError,
+  toParameterError,
+  verifyAuthToken,
+  verifyPersonToken,
+  verifyResourceToken,
+  type AuthTokenClaims,
+  type PersonTokenClaims,
+  type ResourceTokenClaims,
+} from '../protocol/index.js'
+import { requiredText } from './agent-requests.js'
+import type { PsContext } from './context.js'
+
+/** A verified (resource token, presented token) pair. */
+export interface VerifiedPair {
+  readonly rt: ResourceTokenClaims
+  readonly presented: PersonTokenClaims | AuthTokenClaims
+}
+
+/** Whether this PS revoked a token it issued. */
+async function revokedHere(ctx: PsContext, iss: string, jti: string): Promise<boolean> {
+  if (iss !== ctx.issuer) return false
+  return (await ctx.store.getIssued(jti))?.revokedAt !== undefined
+}
+
+/**
+ * Verifies `resource_token` and `presented_token` from a request body signed by the key whose
+ * thumbprint is `agentJkt`.
+ *
+ * @throws {ProblemError} `invalid_request`, `invalid_resource_token`, `expired_resource_token`,
+ *   `revoked_resource_token`, `invalid_presented_token`, `expired_presented_token`,
+ *   `revoked_presented_token`, `clock_skew`.
+ */
+export async function verifyResourceTokenPair(ctx: PsContext, body: Record<string, unknown>, agentJkt: string): Promise<VerifiedPair> {
+  const resourceToken = requiredText(body, 'resource_token')
+  const presentedToken = requiredText(body, 'presented_token')
+  const common = { jwks: ctx.jwks, now: ctx.now, iatSkewSec: ctx.options.windowSec ?? 60, ...ctx.idOpts }
+  let rt: ResourceTokenClaims
+  try {
+    rt = await verifyResourceToken(resourceToken, { ...common, audience: ctx.issuer, agentJkt, isRevoked: (iss, jti) => ctx.store.isRevoked(iss, jti) })
+  } catch (e) {
+    throw toParameterError(e, 'resource')
+  }
+  if (rt.ps !== ctx.issuer) throw new ProblemError('invalid_resource_token', 'the resource token names another person server in ps')
+  let presented: PersonTokenClaims | AuthTokenClaims
+  try {
+    const typ = decodeJwt(presentedToken).header['typ']
+    const isRevoked = (iss: string, jti: string): Promise<boolean> => revokedHere(ctx, iss, jti)
+    if (typ === 'aa-person+jwt') presented = await verifyPersonToken(presentedToken, { ...common, audience: rt.iss, isRevoked })
+    else if (typ === 'aa-auth+jwt') presented = await verifyAuthToken(presentedToken, { ...common, audience: rt.iss, trustedIssuers: [ctx.issuer], isRevoked })
+    else throw new ProblemError('invalid_presented_token', 'presented_token must be a person token or an auth token')
+  } catch (e) {
+    throw e instanceof ProblemError ? e : toParameterError(e, 'presented')
+  }
+  if ((await jwkThumbprint(presented.cnf.jwk)) !== rt.agent_jkt) throw new ProblemError('invalid_presented_token', 'presented_token is bound to another key than the resource token names')
+  const issuerOf = 'ps' in presented && typeof presented.ps === 'string' ? presented.ps : presented.iss
+  const mismatch =
+    presented.jti !== rt.presented_jti ? 'presented_jti'
+    : issuerOf !== rt.ps ? 'ps'
+    : presented.sub !== rt.sub ? 'sub'
+    : presented.mission_s256 !== rt.mission_s256 ? 'mission_s256'
+    : presented.tenant !== rt.tenant ? 'tenant'
+    : undefined
+  if (mismatch !== undefined) throw new ProblemError('invalid_resource_token', `the resource token's ${mismatch} does not match presented_token`)
+  return { rt, presented }
+}
+
+/** Scope values of a space-separated `scope`. */
+export function scopeValues(scope: string | undefined): string[] {
+  return scope === undefined ? [] : [...new Set(scope.split(' ').filter((s) => s !== ''))]
+}

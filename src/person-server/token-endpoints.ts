@@ -1,0 +1,249 @@
+/**
+ * The two REQUIRED Person Server endpoints (main draft §Person Token Endpoint, §Auth Token
+ * Endpoint; CHECKLIST PS-PT-*, PS-TOK-*, PS-AT-*): verify, decide (organisation limits, policy
+ * hook, remembered grants), and answer with a token, a `202` that waits for the person, or an
+ * error from §Token Endpoint Error Codes. Every decision is audited; a token is answered only after
+ * its record and audit event are durable.
+ *
+ * @module
+ */
+
+import { assertServerIdentifier, ProblemError, type Capability } from '../protocol/index.js'
+import type { AgentRequest } from './agent-requests.js'
+import type { PsContext } from './context.js'
+import { mint, type AuthTokenWork, type IssueWork, type PersonTokenWork } from './issuance.js'
+import { answerPending, deferToPerson, type PendingWork } from './pending.js'
+import { decide, type PolicyRequest } from './policy.js'
+import { scopeValues, verifyResourceTokenPair } from './resource-token-check.js'
+import type { AuditEvent, ConsentView, MissionRecord, PendingRecord, PersonRecord } from './store/types.js'
+import { activeMission, boundPerson, commonTokenParams, refuseSubAgentCaller, type CommonTokenParams } from './token-request.js'
+
+/** Parameters arriving with [P5] (sub-agents, call chaining), refused clearly until then. */
+function refuseUnsupported(body: Record<string, unknown>): void {
+  for (const p of ['subagent_token', 'upstream_token']) {
+    if (body[p] !== undefined) throw new ProblemError('invalid_request', `${p} is not supported by this person server yet`)
+  }
+}
+
+/** What both endpoints know once the request is verified. */
+interface TokenCase {
+  readonly kind: 'person_token' | 'auth_token'
+  readonly req: AgentRequest
+  readonly params: CommonTokenParams
+  readonly resource: string
+  readonly scopes: readonly string[]
+  readonly account?: string
+  readonly mission?: MissionRecord
+  readonly work: IssueWork
+  readonly resourceToken?: { iss: string; jti: string }
+}
+
+/** Audit event shell for a case. */
+function eventFor(ctx: PsContext, c: TokenCase, type: string, person: PersonRecord | undefined, extra: Partial<AuditEvent>): AuditEvent {
+  return {
+    at: ctx.now(),
+    type,
+    ...(person === undefined ? {} : { personId: person.id }),
+    agentSub: c.req.agent.sub,
+    resource: c.resource,
+    ...(c.scopes.length === 0 ? {} : { scope: c.scopes.join(' ') }),
+    ...(c.mission === undefined ? {} : { missionS256: c.mission.s256 }),
+    ...extra,
+  }
+}
+
+/** The consent view of a case. */
+async function viewFor(ctx: PsContext, c: TokenCase, newScopes: readonly string[]): Promise<ConsentView> {
+  const provider = await ctx.providerInfo(c.req.agent.iss)
+  return {
+    kind: c.kind,
+    agent: {
+      iss: c.req.agent.iss,
+      sub: c.req.agent.sub,
+      ...(provider.name === undefined ? {} : { providerName: provider.name }),
+      ...(provider.logoUri === undefined ? {} : { providerLogoUri: provider.logoUri }),
+      ...(c.params.platform === undefined ? {} : { platform: c.params.platform }),
+      ...(c.params.device === undefined ? {} : { device: c.params.device }),
+    },
+    resource: await ctx.resourceInfo(c.resource),
+    ...(c.scopes.length === 0 ? {} : { scopes: c.scopes, newScopes }),
+    ...(c.account === undefined ? {} : { account: c.account }),
+    ...(c.mission === undefined ? {} : { missionS256: c.mission.s256 }),
+    ...(c.params.justification === undefined ? {} : { justification: c.params.justification }),
+  }
+}
+
+/** Capabilities for this request: the body's, else those captured with the mission (PS-TOK-10). */
+function capabilitiesOf(c: TokenCase): ReadonlySet<Capability> {
+  if (c.params.capabilities !== undefined) return c.params.capabilities
+  const fromMission = (c.mission as (MissionRecord & { capabilities?: readonly Capability[] }) | undefined)?.capabilities
+  return new Set(fromMission ?? [])
+}
+
+/** Decides a verified case and answers. */
+async function settle(ctx: PsContext, c: TokenCase): Promise<Response> {
+  const bound = await boundPerson(ctx, c.req.agent)
+  const work: PendingWork = { issue: c.work, capabilities: [...capabilitiesOf(c)] }
+  if (bound === undefined) {
+    // First contact (main draft §Agent-Person Binding): whoever approves becomes the agent's person.
+    return deferToPerson(ctx, {
+      kind: c.kind,
+      agent: c.req.agent,
+      view: await viewFor(ctx, c, c.scopes),
+      work,
+      capabilities: capabilitiesOf(c),
+      ...(c.resourceToken === undefined ? {} : { resourceToken: c.resourceToken }),
+      audit: eventFor(ctx, c, 'request.pending', undefined, { decision: 'ask', reason: 'an agent this person server does not know yet' }),
+    })
+  }
+  const { person } = bound
+  if (c.kind === 'auth_token') {
+    // The resource token must name the person this agent acts for (PS-05).
+    const owner = await ctx.store.personForSubject(c.resource, (c.work as AuthTokenWork).sub)
+    if (owner !== person.id) throw new ProblemError('invalid_resource_token', 'the resource token names a person this agent does not act for')
+  }
+  const request: PolicyRequest = {
+    kind: c.kind,
+    person,
+    agent: { iss: c.req.agent.iss, sub: c.req.agent.sub },
+    resource: c.resource,
+    scopes: c.scopes,
+    ...(c.account === undefined ? {} : { account: c.account }),
+    ...(c.mission === undefined ? {} : { missionS256: c.mission.s256 }),
+    ...(c.params.justification === undefined ? {} : { justification: c.params.justification }),
+  }
+  const grants = await ctx.store.activeGrants(person.id, c.req.agent.iss, c.req.agent.sub, c.resource, ctx.now())
+  const verdict = c.params.prompt?.includes('consent') === true ? { decision: 'ask' as const, newScopes: c.scopes } : await decide(request, grants, ctx.options.organization, ctx.options.policy)
+  if (verdict.decision === 'deny') {
+    await ctx.store.commit({ audit: [eventFor(ctx, c, 'request.denied', person, { decision: 'deny', reason: verdict.reason })] })
+    throw new ProblemError('denied', verdict.reason)
+  }
+  if (verdict.decision === 'grant') {
+    const minted = await mint(ctx, c.work, person.id, verdict.reason ?? 'policy')
+    await ctx.store.commit(minted.batch)
+    return Response.json(minted.body, { headers: { 'cache-control': 'no-store' } })
+  }
+  return deferToPerson(ctx, {
+    kind: c.kind,
+    agent: c.req.agent,
+    personId: person.id,
+    view: await viewFor(ctx, c, verdict.newScopes ?? c.scopes),
+    work,
+    capabilities: capabilitiesOf(c),
+    ...(c.resourceToken === undefined ? {} : { resourceToken: c.resourceToken }),
+    audit: eventFor(ctx, c, 'request.pending', person, { decision: 'ask', ...(verdict.reason === undefined ? {} : { reason: verdict.reason }) }),
+  })
+}
+
+/** Seconds of a mission's `expiresAt` (ms), for token bounds. */
+function missionBound(m: MissionRecord | undefined): { missionS256?: string; missionExpiresAt?: number } {
+  if (m === undefined) return {}
+  return { missionS256: m.s256, ...(m.expiresAt === undefined ? {} : { missionExpiresAt: Math.floor(m.expiresAt / 1000) }) }
+}
+
+/**
+ * `POST /person` (main draft §Person Token Endpoint).
+ *
+ * @throws {ProblemError}
+ */
+export async function personTokenEndpoint(ctx: PsContext, req: AgentRequest): Promise<Response> {
+  refuseSubAgentCaller(req.agent)
+  const { body } = req
+  refuseUnsupported(body)
+  const resource = body['resource']
+  try {
+    assertServerIdentifier(resource, ctx.idOpts)
+  } catch {
+    throw new ProblemError('invalid_request', 'resource must be the HTTPS URL of a resource (a server identifier)')
+  }
+  const params = commonTokenParams(body)
+  const mission = body['mission_s256'] === undefined ? undefined : await activeMission(ctx, body['mission_s256'], req.agent)
+  const work: PersonTokenWork = {
+    kind: 'person_token',
+    agentIss: req.agent.iss,
+    agentSub: req.agent.sub,
+    cnfJwk: req.agent.cnf.jwk,
+    agentExp: req.agent.exp,
+    resource,
+    ...missionBound(mission),
+    ...(params.tenant === undefined ? {} : { tenant: params.tenant }),
+  }
+  return settle(ctx, { kind: 'person_token', req, params, resource, scopes: [], ...(mission === undefined ? {} : { mission }), work })
+}
+
+/** Verifies an auth token request into a case (shared with `updated_request`). */
+async function authTokenCase(ctx: PsContext, req: AgentRequest): Promise<TokenCase> {
+  refuseSubAgentCaller(req.agent)
+  refuseUnsupported(req.body)
+  const params = commonTokenParams(req.body)
+  const { rt, presented } = await verifyResourceTokenPair(ctx, req.body, req.thumbprint)
+  const mission = rt.mission_s256 === undefined ? undefined : await activeMission(ctx, rt.mission_s256, req.agent)
+  const scopes = scopeValues(rt.scope)
+  const work: AuthTokenWork = {
+    kind: 'auth_token',
+    agentIss: req.agent.iss,
+    agentSub: req.agent.sub,
+    cnfJwk: req.agent.cnf.jwk,
+    agentExp: req.agent.exp,
+    resource: rt.iss,
+    sub: rt.sub,
+    ...(scopes.length === 0 ? {} : { scope: scopes.join(' ') }),
+    ...(rt.account === undefined ? {} : { account: rt.account }),
+    ...missionBound(mission),
+    ...(rt.tenant === undefined ? {} : { tenant: rt.tenant }),
+    presentedJti: presented.jti,
+    presentedExp: presented.exp,
+    rtIss: rt.iss,
+    rtJti: rt.jti,
+  }
+  return {
+    kind: 'auth_token',
+    req,
+    params,
+    resource: rt.iss,
+    scopes,
+    ...(rt.account === undefined ? {} : { account: rt.account }),
+    ...(mission === undefined ? {} : { mission }),
+    work,
+    resourceToken: { iss: rt.iss, jti: rt.jti },
+  }
+}
+
+/**
+ * `POST /token` (main draft §Auth Token Endpoint). Three-party only: a resource token whose `aud`
+ * is an access server is refused as `invalid_resource_token` (federation is not implemented).
+ *
+ * @throws {ProblemError}
+ */
+export async function authTokenEndpoint(ctx: PsContext, req: AgentRequest): Promise<Response> {
+  return settle(ctx, await authTokenCase(ctx, req))
+}
+
+/**
+ * `POST {action: "updated_request"}` on an auth token request's pending URL (main draft §Updated
+ * Request): the new pair is verified like a new request, must keep `iss`, `ps`, `sub`,
+ * `agent_jkt`, `mission_s256` and `tenant`, and replaces what the person is asked.
+ *
+ * @throws {ProblemError}
+ */
+export async function updatedRequest(ctx: PsContext, rec: PendingRecord, req: AgentRequest): Promise<Response> {
+  const before = (rec.work as { issue?: IssueWork }).issue
+  if (rec.kind !== 'auth_token' || before?.kind !== 'auth_token') throw new ProblemError('invalid_request', 'only an auth token request can be updated')
+  const c = await authTokenCase(ctx, req)
+  const after = c.work as AuthTokenWork
+  if (after.resource !== before.resource || after.sub !== before.sub || after.missionS256 !== before.missionS256 || after.tenant !== before.tenant) {
+    throw new ProblemError('invalid_resource_token', 'an updated request must keep the resource, person, mission and tenant of the original')
+  }
+  const now = ctx.now()
+  const grants = rec.personId === undefined ? [] : await ctx.store.activeGrants(rec.personId, rec.agentIss, rec.agentSub, c.resource, now)
+  const held = new Set(grants.map((g) => g.scope))
+  const view = await viewFor(ctx, c, c.scopes.filter((s) => !held.has(s)))
+  const work: PendingWork = { issue: after, capabilities: [...capabilitiesOf(c)] }
+  const applied = await ctx.store.commit({
+    pending: { id: rec.id, from: ['pending', 'interacting', 'clarification'], patch: { state: rec.state === 'clarification' ? 'interacting' : rec.state, view, work: work as unknown as Record<string, unknown>, updatedAt: now } },
+    audit: [eventFor(ctx, c, 'request.updated', undefined, { ...(rec.personId === undefined ? {} : { personId: rec.personId }), detail: { pending: rec.id } })],
+  })
+  if (!applied.applied) throw new ProblemError('invalid_request', 'the request is no longer open')
+  ctx.changes.changed(rec.id)
+  return answerPending(ctx, (await ctx.store.getPending(rec.id)) ?? rec)
+}
