@@ -22,17 +22,13 @@
 import { Hono } from 'hono'
 import {
   AAuthError,
-  admitUrl,
   assertServerIdentifier,
-  EgressError,
   createAgentToken,
   createEgressFetcher,
-  createSigner,
   decodeJwt,
   DWK,
   fetchMetadata,
   MetadataError,
-  signRequest,
   type EgressFetcher,
   generateInteractionCode,
   isAgentIdentifier,
@@ -40,6 +36,7 @@ import {
   problemResponse,
   resolveHwk,
   resolveJktJwt,
+  sendServerSigned,
   SignatureError,
   signatureErrorResponse,
   verifyRequestSignature,
@@ -50,7 +47,6 @@ import {
 } from '../protocol/index.js'
 import type { KeyRing } from './key-ring.js'
 import { readFailure } from './errors.js'
-import { deadlineSignal } from '../lib/deadline.js'
 import { loadJose } from '../lib/jose.js'
 
 /** One enrolled agent: its identifier, its durable key and its person server. */
@@ -268,22 +264,21 @@ export function createAgentProvider(options: AgentProviderOptions): AgentProvide
     const md = await fetchMetadata(ps, DWK.person, { fetcher: options.egress ?? createEgressFetcher(idOpts), ...idOpts })
     const endpoint = md.revocation_endpoint
     if (endpoint === undefined) throw new MetadataError('invalid_metadata', `${ps} publishes no revocation_endpoint`)
-    admitUrl(endpoint, idOpts)
-    const key = options.keys.current
-    const body = new TextEncoder().encode(JSON.stringify({ jti: claims['jti'], exp: claims['exp'] }))
-    const { headers } = await signRequest(
-      { method: 'POST', url: endpoint, headers: new Headers({ 'content-type': 'application/json' }) },
-      { signer: await createSigner(key.privateJwk), signatureKey: { scheme: 'jwks_uri', id: options.issuer, dwk: DWK.agent, kid: key.kid }, body, now },
-    )
-    const deadline = deadlineSignal(REVOCATION_TIMEOUT_MS, () => new EgressError('fetch_timeout', endpoint, 'the person server did not answer the revocation in time'))
-    try {
-      const res = await (options.fetch ?? globalThis.fetch)(endpoint, { method: 'POST', headers, body, redirect: 'manual', signal: deadline.signal })
-      if (res.status !== 200) throw await readFailure(res, 'person server', endpoint)
-      await res.body?.cancel()
-      return true
-    } finally {
-      deadline.clear()
-    }
+    const res = await sendServerSigned({
+      url: endpoint,
+      method: 'POST',
+      json: { jti: claims['jti'], exp: claims['exp'] },
+      issuer: options.issuer,
+      dwk: DWK.agent,
+      key: options.keys.current,
+      now,
+      timeoutMs: REVOCATION_TIMEOUT_MS,
+      ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
+      ...idOpts,
+    })
+    if (res.status !== 200) throw await readFailure(res, 'person server', endpoint)
+    await res.body?.cancel()
+    return true
   }
 
   return {

@@ -14,7 +14,7 @@ import type { ConsentService } from './consent.js'
 import { createConsentService } from './consent-service.js'
 import { createContext, type PersonServerOptions, type PsContext } from './context.js'
 import { auditEndpoint, interactionEndpoint, permissionEndpoint } from './governance.js'
-import { agentsPending, cancelPending, clarificationResponse, notFound, pollPending } from './pending.js'
+import { agentsPending, answerPending, cancelPending, clarificationResponse, isOpen, notFound, pollPending } from './pending.js'
 import { createRevocationCascade, createRevocationEndpoint } from './revocation.js'
 import { authTokenEndpoint, personTokenEndpoint, updatedRequest } from './token-endpoints.js'
 import { createPersonWeb } from './web/index.js'
@@ -112,6 +112,8 @@ export async function createPersonServer(options: PersonServerOptions): Promise<
       const req = await auth.authenticate(c.req.raw)
       const rec = await agentsPending(ctx, c.req.param('id'), req.agent)
       if (rec === undefined) return notFound()
+      // A request that has ended answers every method with its terminal response (410 once withdrawn).
+      if (!isOpen(rec)) return answerPending(ctx, rec)
       if (c.req.method === 'GET') return await pollPending(ctx, rec, c.req.header('prefer') ?? null)
       if (c.req.method === 'DELETE') return await cancelPending(ctx, rec)
       const action = req.body['action']
