@@ -52,6 +52,8 @@ export async function verifyResourceTokenPair(ctx: PsContext, body: Record<strin
     throw toParameterError(e, 'resource')
   }
   if (rt.ps !== ctx.issuer) throw new ProblemError('invalid_resource_token', 'the resource token names another person server in ps')
+  // §Resource-Initiated Interaction is not implemented: refuse rather than skip the resource's own flow.
+  if (rt.interaction !== undefined) throw new ProblemError('invalid_resource_token', 'this person server does not run resource-initiated interactions (the interaction claim)')
   let presented: PersonTokenClaims | AuthTokenClaims
   try {
     const typ = decodeJwt(presentedToken).header['typ']
