@@ -100,6 +100,16 @@ export interface PsContext {
 /** In-process wake-ups for long polls (several instances fall back to re-reading the store). */
 export class PendingChanges {
   readonly #waiters = new Map<string, Set<() => void>>()
+  readonly #polls = new BoundedCache<string, number>(100_000)
+  /**
+   * Records a poll of `id` at `now` and returns the time of the previous one (for `slow_down`). In
+   * process only: behind a load balancer each instance sees its own share of the polls.
+   */
+  polled(id: string, now: number, expiresAt: number): number | undefined {
+    const previous = this.#polls.get(id)
+    this.#polls.set(id, now, expiresAt)
+    return previous
+  }
   /** Resolves on the next change of `id` or after `ms`. */
   wait(id: string, ms: number): Promise<void> {
     return new Promise((resolve) => {

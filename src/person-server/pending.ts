@@ -31,6 +31,11 @@ export interface PendingWork {
   readonly capabilities: readonly Capability[]
 }
 
+/** Polls of one open request closer together than this are answered `slow_down` (429). */
+export const MIN_POLL_GAP_MS = 500
+/** The extra wait `slow_down` asks for (main draft §Polling with GET: 5 s per `429`). */
+const SLOW_DOWN_SEC = 5
+
 /** The pending URL of a request. */
 export function pendingUrl(ctx: PsContext, id: string): string {
   return `${ctx.issuer}/pending/${id}`
@@ -124,14 +129,21 @@ export function answerPending(ctx: PsContext, rec: PendingRecord): Response {
   return pendingResponse({ location, retryAfter: 1 }, ctx.idOpts)
 }
 
-/** Ends an open request that ran out of time (`expired`, 408). */
+/**
+ * Ends an open request that ran out of time (main draft §Polling Error Codes): `abandoned` (403)
+ * when the person opened it and left without deciding, `expired` (408) when nobody came.
+ */
 async function expireIfDue(ctx: PsContext, rec: PendingRecord): Promise<PendingRecord> {
   if (!isOpen(rec) || rec.expiresAt > ctx.now()) return rec
-  const result = { status: 408, body: { error: 'expired', detail: 'the person did not decide in time' } }
+  const opened = rec.state !== 'pending'
+  const result = opened
+    ? { status: 403, body: { error: 'abandoned', detail: 'the person opened the request but did not decide in time' } }
+    : { status: 408, body: { error: 'expired', detail: 'the person did not decide in time' } }
+  const state = opened ? 'abandoned' : 'expired'
   const now = ctx.now()
   await ctx.store.commit({
-    pending: { id: rec.id, from: OPEN_PENDING_STATES, patch: { state: 'expired', result, code: null, updatedAt: now } },
-    audit: [{ at: now, type: 'request.expired', ...(rec.personId === undefined ? {} : { personId: rec.personId }), agentSub: rec.agentSub, decision: 'deny', reason: 'expired', detail: { pending: rec.id } }],
+    pending: { id: rec.id, from: OPEN_PENDING_STATES, patch: { state, result, code: null, updatedAt: now } },
+    audit: [{ at: now, type: `request.${state}`, ...(rec.personId === undefined ? {} : { personId: rec.personId }), agentSub: rec.agentSub, decision: 'deny', reason: state, detail: { pending: rec.id } }],
   })
   ctx.changes.changed(rec.id)
   return (await ctx.store.getPending(rec.id)) ?? rec
@@ -160,6 +172,10 @@ export function notFound(): Response {
  * changes (main draft §Polling with GET).
  */
 export async function pollPending(ctx: PsContext, rec: PendingRecord, preferWait: string | null): Promise<Response> {
+  const previous = ctx.changes.polled(rec.id, ctx.now(), rec.expiresAt + 60_000)
+  if (previous !== undefined && ctx.now() - previous < MIN_POLL_GAP_MS && isOpen(rec) && openQuestion(rec) === undefined) {
+    return problemResponse(new ProblemError('slow_down', `poll at most once per second (Retry-After); wait ${SLOW_DOWN_SEC} s more`), { headers: { 'retry-after': String(SLOW_DOWN_SEC) } })
+  }
   const waitSec = Math.min(parsePreferWait(preferWait) ?? 0, ctx.options.maxWaitSec ?? 30)
   const deadline = ctx.now() + waitSec * 1000
   let current = rec

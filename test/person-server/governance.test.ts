@@ -159,6 +159,42 @@ describe('governance endpoints', () => {
     expect(bad.res.status).toBe(410)
   })
 
+  it('DEF-slow_down polling faster than Retry-After is 429 slow_down with Retry-After', async () => {
+    const r = await send(`${ps.issuer}/relay`, agent, { json: { type: 'question', question: 'Hotel?' } })
+    const loc = r.res.headers.get('location')!
+    expect((await send(loc, agent)).res.status).toBe(202)
+    const fast = await send(loc, agent)
+    expect(fast.res.status).toBe(429)
+    expect(fast.res.headers.get('retry-after')).toBe('5')
+    expect(await fast.res.json()).toMatchObject({ error: 'slow_down' })
+  })
+
+  it('DEF-abandoned a request the person opened and left is 403 abandoned; one nobody opened is 408 expired', async () => {
+    const brief = await startRealPersonServer({ pendingTtlSec: 1 })
+    const carol = await brief.addPerson('carol')
+    await bind(brief, ap, agent, carol)
+    const opened = await send(`${brief.issuer}/relay`, agent, { json: { type: 'question', question: 'Now?' } })
+    const untouched = await send(`${brief.issuer}/relay`, agent, { json: { type: 'question', question: 'Later?' } })
+    const rec = (await brief.store.openPending(carol)).find((p) => p.view.question === 'Now?')!
+    await brief.ps.consent.open(rec.id, carol)
+    await new Promise((r) => setTimeout(r, 1100))
+    const a = await send(opened.res.headers.get('location')!, agent)
+    expect(a.res.status).toBe(403)
+    expect(await a.res.json()).toMatchObject({ error: 'abandoned' })
+    const e = await send(untouched.res.headers.get('location')!, agent)
+    expect(e.res.status).toBe(408)
+    expect(await e.res.json()).toMatchObject({ error: 'expired' })
+  })
+
+  it('PS-03 a person token in Signature-Key is not an agent token: 401 invalid_jwt', async () => {
+    const res = await loopIssuer('aauth-resource.json')
+    await bind(ps, ap, agent, alice, res.issuer)
+    const pt = ((await (await send(`${ps.issuer}/person`, agent, { json: { resource: res.issuer } })).res.json()) as { person_token: string }).person_token
+    const r = await send(`${ps.issuer}/permission`, { signer: agent.signer, token: pt }, { json: { action: 'x' } })
+    expect(r.res.status).toBe(401)
+    expect(r.res.headers.get('signature-error')).toBe('error=invalid_jwt')
+  })
+
   it('PS-CLAR a POST without a known action is 400', async () => {
     const r = await send(`${ps.issuer}/relay`, agent, { json: { type: 'question', question: 'Aisle?' } })
     const bad = await send(r.res.headers.get('location')!, agent, { json: { nothing: true } })
