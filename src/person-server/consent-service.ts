@@ -129,6 +129,9 @@ export function createConsentService(ctx: PsContext, cascade: RevocationCascadeL
   }
 
   async function approve(rec: PendingRecord, personId: string, remember: RememberChoice): Promise<PendingRecord> {
+    // Two first-contact requests of one agent opened by two people: the first approval binds it (PS-05).
+    const bound = await ctx.store.getBinding(rec.agentIss, rec.agentSub)
+    if (bound !== undefined && bound.revokedAt === undefined && bound.personId !== personId) throw new ConsentError('not_yours', 'This agent acts for another person.')
     const base = { bindings: await newBinding(rec, personId), grants: newGrants(rec, personId, remember) }
     const approved = event(rec, personId, 'request.approved', { decision: 'grant', reason: `approved by the person (remember: ${remember})` })
     const issue = (rec.work as unknown as PendingWork).issue
