@@ -86,6 +86,27 @@ describe('three-party flow in Chromium', () => {
     const dash = await page.innerText('body')
     expect(dash).toContain(w.agentId())
     expect(dash).toContain('bookings:write')
+
+    // REV: Alice revokes the agent from her dashboard (one click, then a confirmation). The PS
+    // revokes the agent's tokens at the resource, which refuses the held auth token at once.
+    await Promise.all([page.waitForURL(/\/account\/agents\/revoke/), page.click('form[action="/account/agents/revoke"] button')])
+    expect(await page.innerText('body')).toContain('Revoke this agent?')
+    await Promise.all([page.waitForLoadState('load'), page.click('button:has-text("Yes, revoke it")')])
+    const report = await page.innerText('body')
+    expect(report).toContain(w.app.origin.replace('http://', ''))
+    const binding = await w.ps.store.getBinding(w.apIssuer, w.agentId())
+    expect(binding?.revokedAt).toBeDefined()
+    const outcomes = (await w.ps.store.queryAudit({ personId: w.alice })).filter((e) => e.type === 'agent.revoked')
+    expect(outcomes).toHaveLength(1)
+    const mark = w.steps.length
+    const asked = seen.length
+    const after = await w.client.fetch(`${w.app.origin}/bookings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
+    // The resource refused the revoked auth token (401); the agent restarted from a person token,
+    // and the PS, no longer knowing the agent, asked the person again (who approved in the page).
+    const refusedAt = w.steps.slice(mark).find((st) => st.type === 'response' && st.status === 401 && st.url.startsWith(w.app.origin))
+    expect(refusedAt).toMatchObject({ signatureError: 'error=revoked_jwt', requirement: 'requirement=person-token' })
+    expect(seen.length).toBeGreaterThan(asked)
+    expect(after.status).toBe(200)
     await context.close()
   }, 60_000)
 })
