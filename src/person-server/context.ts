@@ -10,7 +10,9 @@ import {
   fetchMetadata,
   JwksCache,
   wellKnownUrl,
+  type AAuthDwk,
   type EgressFetcher,
+  type JwksLookup,
   type EgressResponse,
   type IdentifierOptions,
   type PersonServerMetadata,
@@ -166,13 +168,35 @@ export function selfServingEgress(metadata: PersonServerMetadata, keys: KeyRing,
   }
 }
 
+/**
+ * Issuer keys, where this PS's own keys come straight from its {@link KeyRing}: the tokens it
+ * issued verify right after a rotation, without waiting out the once-a-minute JWKS refetch floor.
+ */
+export class OwnKeysJwksCache extends JwksCache {
+  readonly #issuer: string
+  readonly #keys: KeyRing
+  constructor(issuer: string, keys: KeyRing, options: ConstructorParameters<typeof JwksCache>[0]) {
+    super(options)
+    this.#issuer = issuer
+    this.#keys = keys
+  }
+  override async getKey(iss: string, dwk: AAuthDwk, kid: string): Promise<JwksLookup | undefined> {
+    if (iss !== this.#issuer || dwk !== DWK.person) return super.getKey(iss, dwk, kid)
+    const jwk = this.#keys.jwks().keys.find((k) => k.kid === kid)
+    return jwk === undefined ? undefined : { jwk, fetched: false }
+  }
+  override async refreshAfterFailure(iss: string, dwk: AAuthDwk): Promise<boolean> {
+    return iss === this.#issuer && dwk === DWK.person ? false : super.refreshAfterFailure(iss, dwk)
+  }
+}
+
 /** Builds the shared context. */
 export async function createContext(options: PersonServerOptions): Promise<PsContext> {
   const idOpts: IdentifierOptions = { allowInsecureLoopback: options.allowInsecureLoopback === true }
   const now = options.now ?? Date.now
   const metadata = personServerMetadata(options)
   const egress = selfServingEgress(metadata, options.keys, options.egress ?? createEgressFetcher(idOpts))
-  const jwks = new JwksCache({ fetcher: egress, now, ...idOpts })
+  const jwks = new OwnKeysJwksCache(options.issuer, options.keys, { fetcher: egress, now, ...idOpts })
   const { randomBytes } = await import('node:crypto')
   const subjectSecret = await options.store.setting('directed_id_secret', randomBytes(32).toString('base64url'))
   const resources = new BoundedCache<string, NonNullable<ConsentView['resource']>>(1000, now)

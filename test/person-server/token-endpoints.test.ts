@@ -231,3 +231,23 @@ describe('auth token endpoint', () => {
     expect(again.headers.get('signature-error')).toMatch(/^error=/)
   })
 })
+
+describe('key rotation', () => {
+  it('PS-01 after a rotation both keys are published, old tokens still redeem and new ones carry the new kid', async () => {
+    const oldKid = decodeJwt(pt).header['kid']
+    await ps.ps.context.keys.rotate()
+    const jwks = (await (await fetch(`${ps.issuer}/.well-known/jwks.json`)).json()) as { keys: { kid: string }[] }
+    expect(jwks.keys.map((k) => k.kid)).toContain(oldKid)
+    expect(jwks.keys).toHaveLength(2)
+    const r = await send(`${ps.issuer}/token`, agent, { json: { resource_token: await resourceToken(), presented_token: pt } })
+    expect(r.res.status).toBe(200)
+    const at = ((await r.res.json()) as { auth_token: string }).auth_token
+    expect(decodeJwt(at).header['kid']).not.toBe(oldKid)
+    // A token signed with the new key redeems at once (no JWKS refetch floor for the PS's own keys).
+    const r2 = await send(`${ps.issuer}/person`, agent, { json: { resource: res.issuer } })
+    const pt2 = ((await r2.res.json()) as { person_token: string }).person_token
+    const c2 = decodeJwt(pt2).payload
+    const r3 = await send(`${ps.issuer}/token`, agent, { json: { resource_token: await resourceToken({ presented_jti: c2['jti'] }), presented_token: pt2 } })
+    expect(r3.res.status).toBe(200)
+  })
+})
