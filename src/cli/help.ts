@@ -10,6 +10,7 @@ const ENV = `Environment:
                         servers (providers, person servers, resources, token issuers)
   AAUTH_PROVIDER, AAUTH_AGENT_KEY, AAUTH_AGENT_TOKEN
                         defaults for --provider, --key and --token
+  AAUTH_PS_POSTGRES_URL default for --postgres of the person-server commands
   AAUTH_DEBUG=1         print stack traces with errors`
 
 /** `aauth help`. */
@@ -29,6 +30,15 @@ Run a sample resource:
   aauth resource serve --port P [--ps URL] [--domain D | --issuer URL] [--key-file FILE]
       Serve a resource behind the aauth() middleware: GET /whoami (agent identity) and
       POST /items (scope items:write, authorized by the person server --ps).
+
+Run a person server (aauth ps … is the same as aauth person-server …):
+  aauth person-server serve --port P [--domain D | --issuer URL] [--db FILE | --postgres URL]
+      Serve a Person Server: metadata, person and auth tokens, consent pages, the person's
+      dashboard, audit and revocation; --org FILE for organisation mode.
+  aauth person-server add-person --username U (--db FILE | --postgres URL) < password
+      Add a person who logs in with the password read from stdin; prints the person's id.
+  aauth person-server audit (--db FILE | --postgres URL) [--person U] [--agent ID] [--from ISO]...
+      Show the audit trail: who let which agent do what, where, and why.
 
 Make signed requests:
   aauth fetch [-X METHOD] [-H 'Name: value']... [-d DATA|@FILE] [-v] [--json] URL
@@ -143,6 +153,110 @@ http://127.0.0.1:P; --domain and --issuer may be omitted. Try it:
   AAUTH_DEV_LOOPBACK=1 aauth fetch --provider URL --key FILE http://127.0.0.1:8081/whoami
 
 Stops cleanly on Ctrl-C (SIGINT) or SIGTERM.
+`
+
+const STORE_HELP = `  --db FILE           the SQLite database file (its directory must exist)
+  --postgres URL      a PostgreSQL database instead: postgres://user:password@host:port/db
+                      (env AAUTH_PS_POSTGRES_URL; an explicit --db wins over it)
+  --schema NAME       with --postgres: the schema of the tables, created when missing
+                      (default: the connection's search_path, normally public)`
+
+/** `aauth person-server serve --help`. */
+export const PERSON_SERVER_SERVE_HELP = `Usage: aauth person-server serve --port P [options]
+       aauth ps serve --port P [options]
+
+Serves a Person Server (PS): /.well-known/aauth-person.json, JWKS, the person and auth token
+endpoints (POST /person, /token), pending URLs, the permission, audit, interaction and revocation
+endpoints, and the person's web pages: /login, the consent page /interaction (where people enter
+the code an agent shows them) and the dashboard /account (agents, grants, audit trail).
+
+  --port P            port to listen on (0: any free port; the one chosen is printed)
+  --domain D          the person server's domain; the issuer is https://D
+  --issuer URL        the issuer itself, instead of --domain (e.g. https://ps.example behind a
+                      proxy; with AAUTH_DEV_LOOPBACK=1 also http://127.0.0.1:P, P the port given)
+  --host ADDR         address to bind (default 127.0.0.1)
+  --key-file FILE     the signing key of the person and auth tokens, created (mode 0600) if
+                      missing. Without it an ephemeral key is used and the tokens issued stop
+                      verifying when the process exits.
+${STORE_HELP.replace('(its directory must exist)', '(default ./aauth-ps.sqlite; created if\n                      missing, its directory must exist)')}
+  --name NAME         display name in the metadata and on the pages
+  --org FILE          organisation mode: a JSON policy naming the agents the organisation
+                      authorises and the scopes each may ever be given:
+                        {"agents": {"aauth:assistant@agents.example": {"scopes": ["calendar.read"]}},
+                         "consent": "preauthorised"}
+                      Other agents are refused. A person may delegate only scopes that are both
+                      the agent's and in the person's --permissions (add-person). "consent":
+                      "preauthorised" (default) issues within that without asking the person;
+                      "ask" still asks.
+  -v, --verbose       log each request to stderr
+  --json              print the startup information (issuer, metadata, consent, dashboard,
+                      store, key) as one JSON line
+
+People log in with a username and password: add them with aauth person-server add-person (on the
+same --db or --postgres; the server need not be stopped).
+
+Production: the issuer is https://D (or --issuer) and the PS speaks plain HTTP on 127.0.0.1 — put
+it behind a reverse proxy that terminates TLS and forwards to --host/--port. Session cookies are
+Secure. Keep --key-file and the store: the tokens issued and people's sessions depend on them.
+
+Development: with AAUTH_DEV_LOOPBACK=1 the PS binds 127.0.0.1, its issuer is http://127.0.0.1:P
+(--domain and --issuer may be omitted), it accepts agents and resources on http://127.0.0.1:PORT
+and its cookies work over plain HTTP. Try it:
+  printf '%s\\n' 'a long password' | aauth ps add-person --username alice --db ps.sqlite
+  AAUTH_DEV_LOOPBACK=1 aauth ps serve --port 8700 --db ps.sqlite --key-file ps.key
+  AAUTH_DEV_LOOPBACK=1 aauth agent serve --port 8600 --enroll bot --ps http://127.0.0.1:8700
+
+Stops cleanly on Ctrl-C (SIGINT) or SIGTERM.
+`
+
+/** `aauth person-server add-person --help`. */
+export const PERSON_SERVER_ADD_PERSON_HELP = `Usage: aauth person-server add-person --username U [options] (--db FILE | --postgres URL)
+       aauth ps add-person …
+
+Adds a person to the Person Server's store: they log in at the PS's /login with the username and
+the password, which is read from stdin — one line, never from a flag (on a terminal it is asked
+twice, without echo). It is stored as a scrypt hash. Prints the new person's id (random). The
+SQLite file is created if missing; a running server sees the person at once.
+
+  --username U        the login name (unique; at most 200 characters)
+  --display-name N    the name shown on the pages (default: the username)
+  --email E           the person's e-mail address
+  --permissions a,b   organisation mode (serve --org): the scope values this person may delegate
+                      to agents. Without it the person is not restricted (a personal PS) — but in
+                      organisation mode may then delegate nothing.
+  --tenant T          the tenant claim, for organisation deployments
+${STORE_HELP}
+  --json              print the person {id, username, displayName, …} (never the hash)
+
+Example:
+  printf '%s\\n' "$PASSWORD" | aauth ps add-person --username alice --display-name Alice --db ps.sqlite
+
+Exit codes: 0 added; 2 for usage errors, among them a username already taken and an empty password.
+`
+
+/** `aauth person-server audit --help`. */
+export const PERSON_SERVER_AUDIT_HELP = `Usage: aauth person-server audit (--db FILE | --postgres URL) [filters] [--limit N] [--json]
+       aauth ps audit …
+
+Shows the Person Server's audit trail, oldest first: tokens issued, grants made and revoked,
+requests approved and denied, agents bound and revoked, with who, what, where and why. The table
+has the time (UTC), the event type, the person (username), the agent (with its parent for a
+sub-agent), the resource, the scope ("(act as person)" for a person token), the mission
+(shortened), the decision and the reason.
+
+Filters (combined):
+  --person USERNAME   events of this person
+  --agent AGENT_ID    events of this agent (aauth:name@domain; a sub-agent is its own agent)
+  --mission S256      events under this mission (its s256 hash)
+  --from ISO          at or after: 2025-01-31, 2025-01-31T09:30Z, 2025-01-31T09:30:00+02:00
+                      (UTC when no zone is given)
+  --to ISO            before this time; a date alone includes that whole day
+  --limit N           at most N events (1 to 1000, default 100); when more match, stderr says
+                      where the next ones start
+${STORE_HELP.replace('(its directory must exist)', '(must exist)')}
+  --json              one JSON object per line: the stored event (seq, at in epoch ms, type,
+                      personId, agentSub, parentAgent, resource, scope, missionS256, decision,
+                      reason, detail) with "time" (ISO 8601) and the person's "username"
 `
 
 /** `aauth fetch --help`. */

@@ -27,11 +27,24 @@ const COMMANDS: readonly CommandEntry[] = [
   { words: ['fetch'], help: help.FETCH_HELP, load: async () => (await import('./commands/fetch.js')).fetchCommand },
   { words: ['token', 'inspect'], help: help.TOKEN_INSPECT_HELP, load: async () => (await import('./commands/token-inspect.js')).tokenInspect },
   { words: ['token', 'decode'], help: help.TOKEN_DECODE_HELP, load: async () => (await import('./commands/token-inspect.js')).tokenDecode },
+  { words: ['person-server', 'serve'], help: help.PERSON_SERVER_SERVE_HELP, load: async () => (await import('./commands/person-server-serve.js')).personServerServe },
+  { words: ['person-server', 'add-person'], help: help.PERSON_SERVER_ADD_PERSON_HELP, load: async () => (await import('./commands/person-server-admin.js')).addPerson },
+  { words: ['person-server', 'audit'], help: help.PERSON_SERVER_AUDIT_HELP, load: async () => (await import('./commands/person-server-admin.js')).personServerAudit },
   { words: ['keygen'], help: help.KEYGEN_HELP, load: async () => (await import('./commands/keygen.js')).keygen },
 ]
 
+/** Short names of command groups: `aauth ps audit` is `aauth person-server audit`. */
+const GROUP_ALIASES: Readonly<Record<string, string>> = { ps: 'person-server' }
+
+/** `argv` with a group alias in first place replaced by the group's name. */
+function unalias(argv: readonly string[]): readonly string[] {
+  const group = argv[0] === undefined || !Object.hasOwn(GROUP_ALIASES, argv[0]) ? undefined : GROUP_ALIASES[argv[0]]
+  return group === undefined ? argv : [group, ...argv.slice(1)]
+}
+
 /** The entry `argv` names, and the arguments after its words. */
-function lookup(argv: readonly string[]): { entry: CommandEntry; rest: string[] } | undefined {
+function lookup(given: readonly string[]): { entry: CommandEntry; rest: string[] } | undefined {
+  const argv = unalias(given)
   for (const entry of COMMANDS) {
     if (entry.words.every((w, i) => argv[i] === w)) return { entry, rest: argv.slice(entry.words.length) }
   }
@@ -53,7 +66,7 @@ function version(): string {
 
 /** Explains a command group (`aauth agent`) or an unknown command. */
 function unknownCommand(argv: readonly string[]): UsageError {
-  const group = COMMANDS.filter((c) => c.words.length > 1 && c.words[0] === argv[0])
+  const group = COMMANDS.filter((c) => c.words.length > 1 && c.words[0] === unalias(argv)[0])
   if (group.length > 0) {
     const subs = group.map((c) => c.words[1]).join(', ')
     return new UsageError(argv[1] === undefined ? `aauth ${argv[0]} needs a subcommand: ${subs}` : `unknown command "aauth ${argv[0]} ${argv[1]}"; ${argv[0]} has: ${subs}`)

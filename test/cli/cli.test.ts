@@ -279,7 +279,7 @@ describe('usage', () => {
       [['fetch', '-d', 'x', '-X', 'GET', '--token', 't', '--key', 'k', 'https://x.example/'], /^aauth: -d sends a body, which GET cannot carry/],
       [['agent', 'serve'], /^aauth: --port P is required/],
       [['agent'], /^aauth: aauth agent needs a subcommand: serve, enroll, token\n/],
-      [['frobnicate'], /^aauth: unknown command "frobnicate"; commands: agent serve, agent enroll, agent token, resource serve, fetch, token inspect, token decode, keygen\n/],
+      [['frobnicate'], /^aauth: unknown command "frobnicate"; commands: agent serve, agent enroll, agent token, resource serve, fetch, token inspect, token decode, person-server serve, person-server add-person, person-server audit, keygen\n/],
     ])
   })
 
