@@ -266,7 +266,8 @@ describe('aauth ps audit', { timeout: SLOW }, () => {
   it('filters by person (username), agent, mission and time', async () => {
     expect(await types('--person', 'alice')).toEqual(['agent.bound', 'auth_token.issued', 'person_token.issued'])
     expect(await types('--person', 'bob')).toEqual(['request.denied'])
-    expect(await types('--agent', BOT)).toEqual(['agent.bound', 'auth_token.issued'])
+    // An agent's events include its sub-agents' (the chain).
+    expect(await types('--agent', BOT)).toEqual(['agent.bound', 'auth_token.issued', 'request.denied'])
     expect(await types('--agent', SUB)).toEqual(['request.denied'])
     expect(await types('--mission', MISSION)).toEqual(['auth_token.issued'])
     expect(await types('--from', '2025-03-01T10:30Z')).toEqual(['auth_token.issued', 'request.denied', 'person_token.issued'])

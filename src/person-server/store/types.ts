@@ -254,14 +254,19 @@ export interface AuditEvent {
 /** Filters of {@link PersonServerStore.queryAudit}; all optional, combined with AND. */
 export interface AuditQuery {
   readonly personId?: string
+  /** The agent, or a parent whose sub-agents' events are included too. */
   readonly agentSub?: string
   readonly missionS256?: string
   /** Inclusive, epoch ms. */
   readonly from?: number
   /** Exclusive, epoch ms. */
   readonly to?: number
-  /** Only events with `seq` greater than this (paging). */
+  /** Only events with `seq` greater than this (paging forward). */
   readonly afterSeq?: number
+  /** Only events with `seq` less than this (paging backward, with `order: 'desc'`). */
+  readonly beforeSeq?: number
+  /** `asc` (default, oldest first) or `desc` (the latest first). */
+  readonly order?: 'asc' | 'desc'
   /** Default 100, at most 1000. */
   readonly limit?: number
 }

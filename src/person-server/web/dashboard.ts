@@ -91,6 +91,8 @@ export function auditQuery(personId: string, filter: AuditFilter): AuditQuery {
   return {
     personId,
     limit: filter.limit,
+    // The latest events first: what a person checks is what just happened.
+    order: 'desc',
     ...(filter.agent !== undefined ? { agentSub: filter.agent } : {}),
     ...(filter.mission !== undefined ? { missionS256: filter.mission } : {}),
     ...(from !== undefined ? { from } : {}),

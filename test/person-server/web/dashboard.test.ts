@@ -87,7 +87,7 @@ describe('GET /account', () => {
     expect(body).toContain('<strong>request.denied</strong>')
     expect(body).toContain('Reason: Not today')
     expect(body).toMatch(/<strong>audit.recorded<\/strong> <span class="muted">[^<]* · reported by the agent<\/span>/)
-    expect(h.store.queries.at(-1)).toEqual({ personId: 'person-alice', limit: 50 })
+    expect(h.store.queries.at(-1)).toEqual({ personId: 'person-alice', limit: 50, order: 'desc' })
   })
 
   it('audit filters: agent, mission, date range (UTC days, "to" inclusive)', async () => {
@@ -95,7 +95,7 @@ describe('GET /account', () => {
     const res = await h.request(`/account?agent=${encodeURIComponent(AGENT_SUB)}&mission=m1&from=2026-05-01&to=2026-05-02`, {}, jar)
     expect(res.status).toBe(200)
     expect(h.store.queries.at(-1)).toEqual({
-      personId: 'person-alice',
+      personId: 'person-alice', order: 'desc',
       limit: 50,
       agentSub: AGENT_SUB,
       missionS256: 'm1',
@@ -113,7 +113,7 @@ describe('GET /account', () => {
     const res = await h.request('/account?from=2026-13-01&to=yesterday&limit=5000&personId=person-bob', {}, jar)
     expect(res.status).toBe(200)
     expect(await res.text()).toContain('Ignored: limit must be between 1 and 1000; from must be a date like 2026-01-31; to must be a date like 2026-01-31.')
-    expect(h.store.queries.at(-1)).toEqual({ personId: 'person-alice', limit: 50 })
+    expect(h.store.queries.at(-1)).toEqual({ personId: 'person-alice', limit: 50, order: 'desc' })
   })
 
   it('untrusted values are escaped', async () => {
@@ -138,7 +138,7 @@ describe('GET /account/audit.json', () => {
     expect(res.headers.get('cache-control')).toBe('no-store')
     const json = (await res.json()) as { events: AuditEvent[] }
     expect(json.events.map((e) => e.seq)).toEqual([1, 4])
-    expect(h.store.queries.at(-1)).toEqual({ personId: 'person-alice', limit: 50, agentSub: AGENT_SUB })
+    expect(h.store.queries.at(-1)).toEqual({ personId: 'person-alice', limit: 50, order: 'desc', agentSub: AGENT_SUB })
   })
   it('bad parameters: 400', async () => {
     const { h, jar } = await setup()
