@@ -23,6 +23,8 @@ export interface Figure {
   readonly target: string | null
   /** Whether the target is met; `null` for informational figures. */
   readonly pass: boolean | null
+  /** 99th percentile latency per request (ms), for figures that time requests (ps-issuance-*). */
+  readonly p99_ms?: number
   readonly note?: string
   readonly details?: Readonly<Record<string, unknown>>
 }

@@ -10,14 +10,20 @@
  *   --quick              fewer/shorter rounds, 100k tokens / 300k replay keys for the memory
  *                        figures, 2 s HTTP slices
  *   --only=a,b           run only the named figures
- *                        (cli-cold-start spawns dist/src/cli/main.js and builds dist/ first if stale)
+ *                        (cli-cold-start spawns dist/src/cli/main.js and builds dist/ first if stale;
+ *                        ps-issuance-postgres starts a throwaway PostgreSQL like the store tests,
+ *                        or uses AAUTH_TEST_PG_URL)
  *   --breakdown          also time, in situ, each step of the cached verify path, of the resource
  *                        core's authenticate and of signRequest (stderr + `breakdown` in
  *                        results.json; see breakdown.ts)
  *
  * Environment: BENCH_NO_GC=1 skips the forced GC before each figure.
  *
- * Exit code 0 even when a target is missed (the `pass` field says so); non-zero only on errors.
+ * A figure that cannot run (e.g. PostgreSQL cannot be started) prints `{"name","error"}` instead
+ * of its figure, and the others still run.
+ *
+ * Exit code 0 even when a target is missed (the `pass` field says so); non-zero only on errors
+ * (including a figure that printed an error line).
  * `npm run bench` itself prints npm's `> aauth-kit@… bench` banner on stdout: use
  * `npm run -s bench` (or `npx tsx bench/run.ts`) when piping the JSON lines.
  */
@@ -32,6 +38,7 @@ import { runReplayCacheMemory } from './replay-cache-memory.js'
 import { runBreakdown } from './breakdown.js'
 import { cliColdStartFigure } from './cli-cold-start.js'
 import { httpFigure, httpOptions } from './http-throughput.js'
+import { psIssuanceFigure } from './ps-issuance.js'
 
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
@@ -69,18 +76,34 @@ async function main(): Promise<void> {
     ['replay-cache-memory', () => runReplayCacheMemory(quick ? 300_000 : 1_000_000)],
     // Spawns the built CLI (runs `npm run build` first when dist/ is older than src/).
     ['cli-cold-start', () => cliColdStartFigure(quick)],
+    // The Person Server's /token with a remembered grant, in process, 16 in flight, durable store.
+    ['ps-issuance-sqlite', () => psIssuanceFigure(fx, 'sqlite', quick)],
+    ['ps-issuance-postgres', () => psIssuanceFigure(fx, 'postgres', quick)],
   ]
   const unknown = [...(only ?? [])].filter((n) => !plan.some(([name]) => name === n))
   if (unknown.length > 0) throw new Error(`unknown figure(s) ${unknown.join(', ')}; known: ${plan.map(([n]) => n).join(', ')}`)
   const figures: Figure[] = []
+  const errors: { name: string; error: string }[] = []
   for (const [name, run] of plan) {
     if (only !== undefined && !only.has(name)) continue
     const t0 = performance.now()
     log(`… ${name}`)
-    const f = await run()
+    let f: Figure
+    try {
+      f = await run()
+    } catch (err) {
+      // One figure that cannot run (a database that does not start…) does not end the bench.
+      const line = { name, error: err instanceof Error ? err.message : String(err) }
+      errors.push(line)
+      process.exitCode = 1
+      process.stdout.write(JSON.stringify(line) + '\n')
+      log(`  ${name}: ERROR ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`)
+      continue
+    }
     figures.push(f)
     process.stdout.write(JSON.stringify(f) + '\n')
-    log(`  ${name}: ${f.value} ${f.unit} vs ${f.baseline} → ratio ${f.ratio}${f.pass === null ? '' : f.pass ? ' PASS' : ' FAIL'} (${((performance.now() - t0) / 1000).toFixed(1)} s)`)
+    const p99 = f.p99_ms === undefined ? '' : `, p99 ${f.p99_ms} ms`
+    log(`  ${name}: ${f.value} ${f.unit}${p99} vs ${f.baseline} → ratio ${f.ratio}${f.pass === null ? '' : f.pass ? ' PASS' : ' FAIL'} (${((performance.now() - t0) / 1000).toFixed(1)} s)`)
   }
   const steps = breakdown ? await runBreakdown(fx, quick) : undefined
   const seconds = (performance.now() - started) / 1000
@@ -102,6 +125,7 @@ async function main(): Promise<void> {
         loadAverageEnd: loadavg(),
         method: "interleaved candidate/baseline slices (alternating order); one GC before each figure's warm-up, none between slices (a forced GC resets type feedback); value/baseline = medians of each side, ratio = median of per-pair ratios",
         figures,
+        ...(errors.length === 0 ? {} : { errors }),
         ...(steps === undefined ? {} : { breakdown: steps }),
       },
       null,
@@ -110,6 +134,7 @@ async function main(): Promise<void> {
   )
   log('')
   log(table(figures))
+  for (const e of errors) log(`${e.name}: ERROR ${e.error}`)
   log(`\n${figures.length} figures in ${seconds.toFixed(1)} s; written to .bench/results.json; load average ${loadStart} → ${loadavg()}`)
   const busy = Math.max(os.loadavg()[0]!, Number(loadStart.split(' ')[0])) > os.availableParallelism() * 0.75
   if (busy) log('warning: the machine was busy with other work during the run; JS-heavy code slows down more than raw crypto under contention (shared cores and caches), so ratios read low — rerun when idle')
