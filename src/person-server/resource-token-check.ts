@@ -10,6 +10,7 @@ import {
   decodeJwt,
   jwkThumbprint,
   ProblemError,
+  SignatureError,
   toParameterError,
   verifyAuthToken,
   verifyPersonToken,
@@ -18,8 +19,22 @@ import {
   type PersonTokenClaims,
   type ResourceTokenClaims,
 } from '../protocol/index.js'
+import { BoundedCache } from '../lib/bounded-cache.js'
 import { requiredText } from './agent-requests.js'
 import type { PsContext } from './context.js'
+
+/**
+ * Presented tokens already verified, by audience and token, until their `exp`: an agent presents
+ * the same person token with every auth token request at one resource, so its signature is
+ * checked once. Revocation is still checked on every use.
+ */
+const verifiedPresented = new WeakMap<PsContext, BoundedCache<string, PersonTokenClaims | AuthTokenClaims>>()
+
+function presentedCache(ctx: PsContext): BoundedCache<string, PersonTokenClaims | AuthTokenClaims> {
+  let c = verifiedPresented.get(ctx)
+  if (c === undefined) verifiedPresented.set(ctx, (c = new BoundedCache(10_000, ctx.now)))
+  return c
+}
 
 /** A verified (resource token, presented token) pair. */
 export interface VerifiedPair {
@@ -55,12 +70,21 @@ export async function verifyResourceTokenPair(ctx: PsContext, body: Record<strin
   // §Resource-Initiated Interaction is not implemented: refuse rather than skip the resource's own flow.
   if (rt.interaction !== undefined) throw new ProblemError('invalid_resource_token', 'this person server does not run resource-initiated interactions (the interaction claim)')
   let presented: PersonTokenClaims | AuthTokenClaims
+  const cache = presentedCache(ctx)
+  const cacheKey = `${rt.iss}\u0000${presentedToken}`
+  const cached = cache.get(cacheKey)
   try {
-    const typ = decodeJwt(presentedToken).header['typ']
     const isRevoked = (iss: string, jti: string): Promise<boolean> => revokedHere(ctx, iss, jti)
-    if (typ === 'aa-person+jwt') presented = await verifyPersonToken(presentedToken, { ...common, audience: rt.iss, isRevoked })
-    else if (typ === 'aa-auth+jwt') presented = await verifyAuthToken(presentedToken, { ...common, audience: rt.iss, trustedIssuers: [ctx.issuer], isRevoked })
-    else throw new ProblemError('invalid_presented_token', 'presented_token must be a person token or an auth token')
+    if (cached !== undefined) {
+      if (await isRevoked(cached.iss, cached.jti)) throw new SignatureError('revoked_jwt', 'JWT has been revoked by its issuer')
+      presented = cached
+    } else {
+      const typ = decodeJwt(presentedToken).header['typ']
+      if (typ === 'aa-person+jwt') presented = await verifyPersonToken(presentedToken, { ...common, audience: rt.iss, isRevoked })
+      else if (typ === 'aa-auth+jwt') presented = await verifyAuthToken(presentedToken, { ...common, audience: rt.iss, trustedIssuers: [ctx.issuer], isRevoked })
+      else throw new ProblemError('invalid_presented_token', 'presented_token must be a person token or an auth token')
+      cache.set(cacheKey, presented, presented.exp * 1000)
+    }
   } catch (e) {
     throw e instanceof ProblemError ? e : toParameterError(e, 'presented')
   }

@@ -71,6 +71,14 @@ export interface SqliteStoreOptions {
 /** Thrown inside the transaction when the compare-and-set of `batch.pending` misses, to roll it back. */
 const CAS_MISS: unique symbol = Symbol('pending compare-and-set missed')
 
+/** A commit waiting for the group transaction of this turn of the event loop. */
+interface QueuedCommit {
+  readonly plan: CommitPlan
+  readonly resolve: (r: { readonly applied: boolean }) => void
+  readonly reject: (e: unknown) => void
+  outcome?: { readonly applied: boolean } | { readonly error: unknown }
+}
+
 /**
  * The {@link PersonServerStore} over one SQLite database through better-sqlite3.
  *
@@ -78,7 +86,8 @@ const CAS_MISS: unique symbol = Symbol('pending compare-and-set missed')
  *   and `busy_timeout=5000`, so several processes may share the file (each write waits up to 5 s
  *   for the single writer lock).
  * - Statements are prepared once, on first use, and reused.
- * - {@link SqliteStore.commit} runs the whole batch in one `BEGIN IMMEDIATE` transaction: the
+ * - {@link SqliteStore.commit} runs each batch all-or-nothing (commits of one event-loop turn
+ *   share one `BEGIN IMMEDIATE` transaction, a savepoint each): the
  *   compare-and-set of `batch.pending` first; when it changes no row, the transaction is rolled
  *   back and `{ applied: false }` returned; any failure rolls everything back and rejects.
  *
@@ -94,6 +103,9 @@ export class SqliteStore implements PersonServerStore {
   readonly #now: () => number
   readonly #statements = new Map<string, Database.Statement<Param[]>>()
   readonly #transaction: Database.Transaction<(plan: CommitPlan) => void>
+  /** Group commit: the commits queued in one turn of the event loop, in one transaction. */
+  readonly #group: Database.Transaction<(queue: readonly QueuedCommit[]) => void>
+  #queue: QueuedCommit[] = []
   #closed = false
 
   private constructor(db: Database.Database, now: () => number) {
@@ -103,6 +115,53 @@ export class SqliteStore implements PersonServerStore {
       if (plan.cas !== undefined && this.#run(plan.cas) === 0) throw CAS_MISS
       for (const step of plan.steps) if ('sql' in step) this.#run(step)
     })
+    // Each batch in its own savepoint (better-sqlite3 nests transactions that way): a batch that
+    // fails or misses its compare-and-set rolls back alone; the others commit together.
+    this.#group = db.transaction((queue: readonly QueuedCommit[]) => {
+      for (const item of queue) {
+        try {
+          this.#transaction(item.plan)
+          item.outcome = { applied: true }
+        } catch (e) {
+          item.outcome = e === CAS_MISS ? { applied: false } : { error: e }
+        }
+      }
+    })
+  }
+
+  /** One batch in its own `BEGIN IMMEDIATE` transaction. */
+  #commitOne(item: QueuedCommit): void {
+    try {
+      this.#transaction.immediate(item.plan)
+      item.resolve({ applied: true })
+    } catch (e) {
+      if (e === CAS_MISS) item.resolve({ applied: false })
+      else item.reject(e)
+    }
+  }
+
+  /**
+   * Runs the queued commits in one `BEGIN IMMEDIATE` transaction and settles them once it is
+   * committed (each is then as durable as alone). If the group's COMMIT itself fails (a deferred
+   * foreign-key check of one batch), each batch is run again on its own so one bad batch cannot
+   * fail the others.
+   */
+  #flush(): void {
+    const queue = this.#queue
+    this.#queue = []
+    if (queue.length === 0) return
+    if (queue.length === 1) return this.#commitOne(queue[0]!)
+    try {
+      this.#group.immediate(queue)
+    } catch {
+      for (const item of queue) this.#commitOne(item)
+      return
+    }
+    for (const item of queue) {
+      const o = item.outcome!
+      if ('error' in o) item.reject(o.error)
+      else item.resolve(o)
+    }
   }
 
   /**
@@ -141,26 +200,26 @@ export class SqliteStore implements PersonServerStore {
   /** Closes the database (a checkpoint of the WAL included). Calling it again does nothing. */
   async close(): Promise<void> {
     if (this.#closed) return
+    this.#flush()
     this.#closed = true
     this.#statements.clear()
     this.#db.close()
   }
 
   /**
-   * The atomic write ({@link PersonServerStore.commit}): one `BEGIN IMMEDIATE` transaction, the
+   * The atomic write ({@link PersonServerStore.commit}): the batch is all-or-nothing, the
    * compare-and-set of `batch.pending` first. Resolves `{ applied: false }` (nothing written) when
-   * it misses; rejects (nothing written) when any statement fails.
+   * it misses; rejects (nothing written) when any statement fails. Commits made in the same turn of
+   * the event loop share one transaction (group commit: one WAL append for many issuances), each
+   * in its own savepoint; every promise resolves only after that transaction is committed.
    */
   async commit(batch: StoreBatch): Promise<{ readonly applied: boolean }> {
     const plan = planCommit(batch)
     this.#open()
-    try {
-      this.#transaction.immediate(plan)
-    } catch (e) {
-      if (e === CAS_MISS) return { applied: false }
-      throw e
-    }
-    return { applied: true }
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ plan, resolve, reject })
+      if (this.#queue.length === 1) setImmediate(() => this.#flush())
+    })
   }
 
   /** As {@link PersonServerStore.setting}. */

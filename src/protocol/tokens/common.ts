@@ -20,7 +20,7 @@ import { assertServerIdentifier, isServerIdentifier, type IdentifierOptions } fr
 import { checkPublicJwk } from '../jwk.js'
 import type { JwksCache } from '../jwks.js'
 import type { AAuthDwk } from '../metadata.js'
-import { SUPPORTED_ALGORITHMS, type PrivateJwk, type PublicJwk, type SupportedAlgorithm } from '../crypto.js'
+import { importVerifyKey, nodeCrypto, SUPPORTED_ALGORITHMS, verifySignatureBytes, type PrivateJwk, type PublicJwk, type SupportedAlgorithm, type VerifyKey } from '../crypto.js'
 
 /** The four AAuth JWT types (main draft §JWT Type Registrations). */
 export const TOKEN_TYPE = {
@@ -65,6 +65,47 @@ export interface DecodedJwt {
 }
 
 const signingKeys = new WeakMap<PrivateJwk, Promise<CryptoKey | Uint8Array>>()
+/** `node:crypto` signing keys, per issuer key object. */
+const nodeSigningKeys = new WeakMap<PrivateJwk, import('node:crypto').KeyObject>()
+/** Issuer keys imported for verification, per JWK object (a JWKS refetch makes new objects). */
+const verifyKeys = new WeakMap<object, Promise<VerifyKey>>()
+const ascii = new TextEncoder()
+
+/**
+ * The compact JWS over a cached `node:crypto` key: what jose's `SignJWT` produces (same header
+ * member order, same payload serialisation; byte-identical for Ed25519, see
+ * test/protocol/jws-fast-path.test.ts) without WebCrypto's per-call cost.
+ */
+async function signWithNodeCrypto(nc: NonNullable<typeof nodeCrypto>, typ: TokenType, claims: CommonClaims, key: IssuerKey, alg: SupportedAlgorithm): Promise<string> {
+  let k = nodeSigningKeys.get(key.privateJwk)
+  if (k === undefined) {
+    const { kid: _kid, alg: _alg, use: _use, ...material } = key.privateJwk as PrivateJwk & { use?: string }
+    k = nc.createPrivateKey({ key: material as import('node:crypto').JsonWebKey, format: 'jwk' })
+    nodeSigningKeys.set(key.privateJwk, k)
+  }
+  const input = `${encodeBase64url(ascii.encode(JSON.stringify({ typ, alg, kid: key.kid })))}.${encodeBase64url(ascii.encode(JSON.stringify(claims)))}`
+  const keyArg = alg === 'Ed25519' ? k : { key: k, dsaEncoding: 'ieee-p1363' as const }
+  const signature = await new Promise<Uint8Array>((resolve, reject) =>
+    nc.sign(alg === 'Ed25519' ? null : 'sha256', ascii.encode(input), keyArg, (err, sig) => (err === null ? resolve(new Uint8Array(sig)) : reject(err))),
+  )
+  return `${input}.${encodeBase64url(signature)}`
+}
+
+/**
+ * Verifies a compact JWS's signature with `node:crypto` on a cached key. The header was already
+ * checked (`alg` accepted, no `crit`), so the signing input is the first two segments.
+ */
+async function verifyWithNodeCrypto(token: string, jwk: PublicJwk, alg: SupportedAlgorithm): Promise<boolean> {
+  const dot = token.lastIndexOf('.')
+  const signature = decodeBase64url(token.slice(dot + 1))
+  if (signature === undefined) return false
+  let key = verifyKeys.get(jwk)
+  if (key === undefined) {
+    key = importVerifyKey(jwk, alg)
+    verifyKeys.set(jwk, key)
+  }
+  return verifySignatureBytes(await key, ascii.encode(token.slice(0, dot)), signature)
+}
 
 /** Random `jti` (128 bits, base64url). */
 export function randomJti(): string {
@@ -79,6 +120,7 @@ export function randomJti(): string {
 export async function signToken(typ: TokenType, claims: CommonClaims, key: IssuerKey): Promise<string> {
   const alg = key.privateJwk.alg
   if (alg !== 'Ed25519' && alg !== 'ES256') throw new TypeError('issuer key must carry alg "Ed25519" or "ES256"')
+  if (nodeCrypto !== undefined) return signWithNodeCrypto(nodeCrypto, typ, claims, key, alg)
   const { importJWK, SignJWT } = await loadJose()
   let k = signingKeys.get(key.privateJwk)
   if (k === undefined) {
@@ -213,11 +255,16 @@ async function verifyJwsSignature(token: string, iss: string, dwk: AAuthDwk, kid
       throw invalid('issuer key for kid is not usable with the JWT alg', cause)
     }
     try {
-      await (await loadJose()).compactVerify(token, found.jwk as PublicJwk & { kty: string }, { algorithms: [alg] })
-      return 'ok'
+      if (nodeCrypto !== undefined) {
+        if (await verifyWithNodeCrypto(token, found.jwk, alg as SupportedAlgorithm)) return 'ok'
+      } else {
+        await (await loadJose()).compactVerify(token, found.jwk as PublicJwk & { kty: string }, { algorithms: [alg] })
+        return 'ok'
+      }
     } catch {
-      return found.fetched ? 'fetched-bad' : 'bad'
+      // a key that does not import, a malformed signature: not verified
     }
+    return found.fetched ? 'fetched-bad' : 'bad'
   }
   let r = await attempt()
   // JWKS-09: a cached key that fails may have been rotated; refresh once (within the floor).
