@@ -34,13 +34,37 @@ export interface AgentRequest {
   readonly body: Record<string, unknown>
 }
 
-/** Reads a bounded request body. @throws {ProblemError} `invalid_request` when too large. */
+/**
+ * Reads a request body of at most {@link MAX_BODY_BYTES}, stopping as soon as it is larger (a
+ * chunked upload without `Content-Length` is never buffered whole, before or after authentication).
+ *
+ * @throws {ProblemError} `invalid_request` when too large.
+ */
 export async function readBody(request: Request): Promise<Uint8Array> {
-  const length = Number(request.headers.get('content-length') ?? '0')
-  if (length > MAX_BODY_BYTES) throw new ProblemError('invalid_request', `the body is larger than ${MAX_BODY_BYTES} bytes`)
-  const bytes = new Uint8Array(await request.arrayBuffer())
-  if (bytes.byteLength > MAX_BODY_BYTES) throw new ProblemError('invalid_request', `the body is larger than ${MAX_BODY_BYTES} bytes`)
-  return bytes
+  const tooLarge = (): ProblemError => new ProblemError('invalid_request', `the body is larger than ${MAX_BODY_BYTES} bytes`)
+  if (Number(request.headers.get('content-length') ?? '0') > MAX_BODY_BYTES) throw tooLarge()
+  const reader = request.body?.getReader()
+  if (reader === undefined) return new Uint8Array(0)
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    size += value.byteLength
+    if (size > MAX_BODY_BYTES) {
+      await reader.cancel().catch(() => undefined)
+      throw tooLarge()
+    }
+    chunks.push(value)
+  }
+  if (chunks.length === 1) return chunks[0]!
+  const out = new Uint8Array(size)
+  let offset = 0
+  for (const chunk of chunks) {
+    out.set(chunk, offset)
+    offset += chunk.byteLength
+  }
+  return out
 }
 
 /** Parses a JSON object body. @throws {ProblemError} `invalid_request`. */

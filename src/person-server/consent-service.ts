@@ -12,6 +12,7 @@ import { normalizeInteractionCode, ProblemError } from '../protocol/index.js'
 import { ConsentError, type ConsentDecision, type ConsentService, type RememberChoice, type RevocationReport } from './consent.js'
 import type { PsContext } from './context.js'
 import { mint, type IssueWork } from './issuance.js'
+import { orgLimits } from './policy.js'
 import { isOpen, type PendingWork } from './pending.js'
 import {
   OPEN_PENDING_STATES,
@@ -66,10 +67,10 @@ export function createConsentService(ctx: PsContext, cascade: RevocationCascadeL
   }
 
   /** Commits `batch` with a compare-and-set on the request; a lost race is `closed`. */
-  async function resolve(rec: PendingRecord, patch: Omit<PendingPatch, 'updatedAt'>, batch: Omit<StoreBatch, 'pending'>): Promise<PendingRecord> {
+  async function resolve(rec: PendingRecord, patch: Omit<PendingPatch, 'updatedAt'>, batch: Omit<StoreBatch, 'pending'>, at?: number): Promise<PendingRecord> {
     const now = ctx.now()
-    const { applied } = await ctx.store.commit({ ...batch, pending: { id: rec.id, from: OPEN_PENDING_STATES, patch: { ...patch, updatedAt: now } } })
-    if (!applied) throw new ConsentError('closed', 'This request was decided elsewhere in the meantime.')
+    const { applied } = await ctx.store.commit({ ...batch, pending: { id: rec.id, from: OPEN_PENDING_STATES, ...(at === undefined ? {} : { at }), patch: { ...patch, updatedAt: Math.max(now, rec.updatedAt + 1) } } })
+    if (!applied) throw new ConsentError('closed', 'This request changed or was decided elsewhere in the meantime. Review it again.')
     ctx.changes.changed(rec.id)
     return (await ctx.store.getPending(rec.id))!
   }
@@ -128,28 +129,58 @@ export function createConsentService(ctx: PsContext, cascade: RevocationCascadeL
     }))
   }
 
-  async function approve(rec: PendingRecord, personId: string, remember: RememberChoice): Promise<PendingRecord> {
+  async function approve(rec: PendingRecord, personId: string, remember: RememberChoice, seen: number | undefined): Promise<PendingRecord> {
     // Two first-contact requests of one agent opened by two people: the first approval binds it (PS-05).
     const bound = await ctx.store.getBinding(rec.agentIss, rec.agentSub)
     if (bound !== undefined && bound.revokedAt === undefined && bound.personId !== personId) throw new ConsentError('not_yours', 'This agent acts for another person.')
     const base = { bindings: await newBinding(rec, personId), grants: newGrants(rec, personId, remember) }
     const approved = event(rec, personId, 'request.approved', { decision: 'grant', reason: `approved by the person (remember: ${remember})` })
     const issue = (rec.work as unknown as PendingWork).issue
-    if (issue !== undefined) return approveIssue(rec, personId, issue, base, approved)
+    if (issue !== undefined) return approveIssue(rec, personId, issue, base, approved, seen)
     const result = rec.kind === 'permission' ? { permission: 'granted' } : {}
-    return resolve(rec, { state: 'granted', personId, result: { status: 200, body: result }, code: null }, { ...base, audit: [approved] })
+    return resolve(rec, { state: 'granted', personId, result: { status: 200, body: result }, code: null }, { ...base, audit: [approved] }, seen)
   }
 
-  async function approveIssue(rec: PendingRecord, personId: string, issue: IssueWork, base: Pick<StoreBatch, 'bindings' | 'grants'>, approved: AuditEvent): Promise<PendingRecord> {
-    // What the request depends on may have been revoked while the person read the page.
-    const withdrawn = issue.kind === 'auth_token' && ((await ctx.store.isRevoked(issue.rtIss, issue.rtJti)) || (await ctx.store.getIssued(issue.presentedJti))?.revokedAt !== undefined)
-    if (withdrawn) {
-      const result = { status: 403, body: { error: 'revoked', detail: 'a token this request depends on was revoked' } }
-      return resolve(rec, { state: 'revoked', personId, result, code: null }, { audit: [event(rec, personId, 'request.revoked', { decision: 'deny', reason: 'a token the request depends on was revoked' })] })
+  /** Ends a request that can no longer be granted: `revoked` (403) or a mission status error. */
+  function endRequest(rec: PendingRecord, personId: string, state: 'revoked' | 'denied', body: Record<string, unknown>, reason: string): Promise<PendingRecord> {
+    return resolve(rec, { state, personId, result: { status: 403, body }, code: null }, { audit: [event(rec, personId, `request.${state}`, { decision: 'deny', reason })] })
+  }
+
+  /**
+   * What must still hold when the person approves: the request names them (an auth token request
+   * names its person), the organisation allows it, and nothing it depends on was revoked or ended
+   * while they read the page. Returns the refusal, if any.
+   */
+  async function stillValid(rec: PendingRecord, personId: string, issue: IssueWork): Promise<PendingRecord | undefined> {
+    if (issue.kind === 'auth_token' && (await ctx.store.personForSubject(issue.resource, issue.sub)) !== personId) {
+      throw new ConsentError('not_yours', 'This request names another person.')
     }
+    const person = await ctx.store.getPerson(personId)
+    const scopes = issue.kind === 'auth_token' && issue.scope !== undefined ? issue.scope.split(' ') : []
+    const limit = person === undefined ? undefined : orgLimits({ kind: issue.kind, person, agent: { iss: issue.agentIss, sub: issue.agentSub, ...(issue.parentAgent === undefined ? {} : { parentAgent: issue.parentAgent }) }, resource: issue.resource, scopes }, ctx.options.organization)
+    if (limit !== undefined) return endRequest(rec, personId, 'denied', { error: 'denied', detail: limit.reason }, limit.reason)
+    if (issue.agentJti !== undefined && (await ctx.store.isRevoked(issue.agentIss, issue.agentJti))) {
+      return endRequest(rec, personId, 'revoked', { error: 'revoked', detail: "the agent provider revoked the agent's token" }, 'agent token revoked')
+    }
+    if (issue.kind === 'auth_token' && ((await ctx.store.isRevoked(issue.rtIss, issue.rtJti)) || (await ctx.store.getIssued(issue.presentedJti))?.revokedAt !== undefined)) {
+      return endRequest(rec, personId, 'revoked', { error: 'revoked', detail: 'a token this request depends on was revoked' }, 'a token the request depends on was revoked')
+    }
+    if (issue.missionS256 !== undefined) {
+      const m = await ctx.store.getMission(issue.missionS256)
+      if (m === undefined || m.status !== 'active' || (m.expiresAt !== undefined && m.expiresAt <= ctx.now())) {
+        const body = { error: 'mission_terminated', detail: 'the mission ended while the request waited', mission_status: 'terminated', termination_reason: m?.terminationReason ?? 'expired' }
+        return endRequest(rec, personId, 'revoked', body, 'mission ended')
+      }
+    }
+    return undefined
+  }
+
+  async function approveIssue(rec: PendingRecord, personId: string, issue: IssueWork, base: Pick<StoreBatch, 'bindings' | 'grants'>, approved: AuditEvent, seen: number | undefined): Promise<PendingRecord> {
+    const refused = await stillValid(rec, personId, issue)
+    if (refused !== undefined) return refused
     try {
       const minted = await mint(ctx, issue, personId, 'approved by the person')
-      return await resolve(rec, { state: 'granted', personId, result: { status: 200, body: minted.body }, code: null }, { ...base, ...minted.batch, audit: [approved, ...(minted.batch.audit ?? [])] })
+      return await resolve(rec, { state: 'granted', personId, result: { status: 200, body: minted.body }, code: null }, { ...base, ...minted.batch, audit: [approved, ...(minted.batch.audit ?? [])] }, seen)
     } catch (e) {
       if (!(e instanceof ProblemError)) throw e
       const result = { status: e.status, body: { error: e.code, detail: e.message } }
@@ -181,7 +212,9 @@ export function createConsentService(ctx: PsContext, cascade: RevocationCascadeL
       const rec = await openOne(id, personId)
       if (decision.approve) {
         if (rec.kind === 'question') throw new ConsentError('bad_input', 'Answer the question instead.')
-        return approve(rec, personId, decision.remember ?? 'once')
+        // The person approves what they saw: an agent's updated_request after that makes this fail (`closed`).
+        if (decision.seen !== undefined && decision.seen !== rec.updatedAt) throw new ConsentError('closed', 'The agent changed this request while you were reading it. Review it again.')
+        return approve(rec, personId, decision.remember ?? 'once', decision.seen)
       }
       const body = rec.kind === 'permission' ? { permission: 'denied', reason: 'The person declined.' } : { error: 'denied', detail: 'the person declined the request' }
       return resolve(rec, { state: 'denied', personId, result: { status: rec.kind === 'permission' ? 200 : 403, body }, code: null }, {

@@ -40,6 +40,11 @@ export interface ConsentDecision {
   readonly approve: boolean
   /** Approve-and-remember: keep the grant for later requests. Default `once`. */
   readonly remember?: RememberChoice
+  /**
+   * The request's `updatedAt` as the person saw it. An approval is refused (`closed`) when the
+   * request changed since (an agent's `updated_request`). The pages always send it.
+   */
+  readonly seen?: number
 }
 
 /** The outcome of a revocation the person started (main draft §Revocation Response: a PS MAY report it per recipient). */

@@ -75,6 +75,8 @@ export interface PersonServerOptions {
   readonly maxClarifications?: number
   /** Secret for session cookies; default: generated once and kept in the store. */
   readonly sessionSecret?: string
+  /** How often expired records are purged from the store (s); 0 turns it off. Default 600. */
+  readonly purgeIntervalSec?: number
 }
 
 /** What the endpoint modules share. */

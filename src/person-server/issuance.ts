@@ -23,7 +23,10 @@ export interface PersonTokenWork {
   readonly resource: string
   readonly missionS256?: string
   readonly missionExpiresAt?: number
+  /** Unused: a person token's `tenant` comes from the person's record. */
   readonly tenant?: string
+  /** The agent token the request was made with (its revocation ends the request). */
+  readonly agentJti?: string
 }
 
 /** What is needed to mint an auth token later. Times in seconds (JWT). */
@@ -45,6 +48,8 @@ export interface AuthTokenWork {
   readonly tenant?: string
   readonly presentedJti: string
   readonly presentedExp: number
+  /** The agent token the request was made with (its revocation ends the request). */
+  readonly agentJti?: string
   /** The resource token, for revocation checks at approval time. */
   readonly rtIss: string
   readonly rtJti: string
@@ -71,7 +76,11 @@ export async function mint(ctx: PsContext, work: IssueWork, personId: string, re
   const key = ctx.keys.current
   const common = { key, issuer: ctx.issuer, now: ctx.now, ...ctx.idOpts }
   const mission = work.missionS256 === undefined ? {} : { missionS256: work.missionS256, ...(work.missionExpiresAt === undefined ? {} : { missionExpiresAt: work.missionExpiresAt }) }
-  const tenant = work.tenant === undefined ? {} : { tenant: work.tenant }
+  // A person token's tenant is the PS's statement of the person's organisation (their record), never
+  // an agent's request parameter; an auth token copies the resource token's, itself copied from a
+  // person token this PS signed.
+  const tenantValue = work.kind === 'person_token' ? (await ctx.store.getPerson(personId))?.tenant : work.tenant
+  const tenant = tenantValue === undefined ? {} : { tenant: tenantValue }
   let token: string
   let sub: string
   try {

@@ -97,7 +97,7 @@ export async function deferToPerson(ctx: PsContext, input: DeferInput): Promise<
     expiresAt: now + (ctx.options.pendingTtlSec ?? 600) * 1000,
   }
   await ctx.store.commit({ newPending: rec, audit: [{ ...input.audit, detail: { ...input.audit.detail, pending: id } }] })
-  if (channel) void Promise.resolve(ctx.options.notify!(rec)).catch(() => undefined)
+  if (channel) void Promise.resolve().then(() => ctx.options.notify!(rec)).catch(() => undefined)
   const requirement: AAuthRequirement | undefined =
     code !== undefined ? { requirement: 'interaction', url: interactionPageUrl(ctx), code } : channel ? { requirement: 'approval' } : undefined
   return pendingResponse({ location: pendingUrl(ctx, id), retryAfter: 0, ...(requirement === undefined ? {} : { requirement }) }, ctx.idOpts)
@@ -211,9 +211,9 @@ export async function clarificationResponse(ctx: PsContext, rec: PendingRecord, 
   const text = body['clarification_response']
   if (typeof text !== 'string' || text === '' || text.length > 16_000) throw new ProblemError('invalid_request', 'clarification_response must be a non-empty string')
   if (openQuestion(rec) === undefined) throw new ProblemError('invalid_request', 'no clarification question is waiting for an answer')
-  const now = ctx.now()
+  const now = Math.max(ctx.now(), rec.updatedAt + 1)
   const applied = await ctx.store.commit({
-    pending: { id: rec.id, from: ['clarification'], patch: { state: 'interacting', chat: [...(rec.chat ?? []), { from: 'agent', text, at: now }], updatedAt: now } },
+    pending: { id: rec.id, from: ['clarification'], at: rec.updatedAt, patch: { state: 'interacting', chat: [...(rec.chat ?? []), { from: 'agent', text, at: now }], updatedAt: now } },
     audit: [{ at: now, type: 'clarification.answered', ...(rec.personId === undefined ? {} : { personId: rec.personId }), agentSub: rec.agentSub, detail: { pending: rec.id } }],
   })
   if (!applied.applied) throw new ProblemError('invalid_request', 'the request changed; poll it again')

@@ -79,24 +79,31 @@ export function grantKeys(request: Pick<PolicyRequest, 'kind' | 'scopes' | 'perm
 }
 
 /**
+ * The organisation limits alone (scenario S2's rule): a denial when the agent is not
+ * pre-authorised or asks for a scope outside (person's permissions ∩ agent's capabilities);
+ * `undefined` when within them or not in organisation mode. Checked when a request arrives and
+ * again when a person approves it.
+ */
+export function orgLimits(request: PolicyRequest, org: OrganizationPolicy | undefined): { readonly decision: 'deny'; readonly reason: string } | undefined {
+  if (org === undefined) return undefined
+  if (org.agents[request.agent.sub] === undefined && (request.agent.parentAgent === undefined || org.agents[request.agent.parentAgent] === undefined)) {
+    return { decision: 'deny', reason: `${request.agent.sub} is not an agent the organisation has authorised` }
+  }
+  if (request.kind !== 'auth_token') return undefined
+  const allowed = allowedScopes(org, request.person, request.agent.parentAgent ?? request.agent.sub) ?? new Set<string>()
+  const outside = request.scopes.filter((s) => !allowed.has(s))
+  if (outside.length > 0) return { decision: 'deny', reason: `outside what ${request.person.username} and this agent may both do: ${outside.join(' ')}` }
+  return undefined
+}
+
+/**
  * Decides a request against the organisation limits, the hook and the person's active grants.
  *
  * @param grants - the active grants of (person, agent, resource).
  */
 export async function decide(request: PolicyRequest, grants: readonly Grant[], org: OrganizationPolicy | undefined, hook: PolicyHook | undefined): Promise<Decision> {
-  if (org !== undefined) {
-    if (org.agents[request.agent.sub] === undefined && (request.agent.parentAgent === undefined || org.agents[request.agent.parentAgent] === undefined)) {
-      return { decision: 'deny', reason: `${request.agent.sub} is not an agent the organisation has authorised` }
-    }
-    if (request.kind === 'auth_token') {
-      const allowed = allowedScopes(org, request.person, request.agent.parentAgent ?? request.agent.sub) ?? new Set<string>()
-      const outside = request.scopes.filter((s) => !allowed.has(s))
-      if (outside.length > 0) {
-        return { decision: 'deny', reason: `outside what ${request.person.username} and this agent may both do: ${outside.join(' ')}` }
-      }
-      if (request.scopes.length > 0 && allowed.size === 0) return { decision: 'deny', reason: 'no scope is allowed for this agent and person' }
-    }
-  }
+  const limit = orgLimits(request, org)
+  if (limit !== undefined) return limit
   const verdict = await hook?.(request)
   if (verdict !== undefined) return verdict
   if (org !== undefined && org.consent !== 'ask' && request.kind !== 'permission') return { decision: 'grant', reason: 'pre-authorised by the organisation' }

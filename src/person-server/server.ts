@@ -30,6 +30,8 @@ export interface PersonServer {
   readonly context: PsContext
   /** Revokes an agent's binding and every token it holds, as if its person had (operators, tests). */
   revokeAgent(personId: string, agentIss: string, agentSub: string): ReturnType<ConsentService['revokeAgent']>
+  /** Stops the background purge (the store is the caller's to close). */
+  close(): void
 }
 
 /** Maps a failure to its response; anything unexpected is a `500 server_error` with no detail. */
@@ -86,9 +88,16 @@ export async function createPersonServer(options: PersonServerOptions): Promise<
         ctx.changes.changed(p.id)
       }
     },
+    onPendingRevoked: (p: { id: string }) => ctx.changes.changed(p.id),
+    onError: (err: unknown) => console.error('person server: revocation failed', err),
     ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
   })
   const consent = createConsentService(ctx, cascade)
+  // Records past their expiry (plus clock skew) go: pending requests, issued-token and agent-token
+  // records, revocations (main draft §Revocation Cascade "Records": MAY be discarded after exp).
+  const purgeEveryMs = options.purgeIntervalSec === undefined ? 10 * 60_000 : options.purgeIntervalSec * 1000
+  const purger = purgeEveryMs > 0 ? setInterval(() => void ctx.store.purge(ctx.now(), 5 * 60_000).catch((e: unknown) => console.error('person server: purge failed', e)), purgeEveryMs) : undefined
+  purger?.unref()
   const sessionSecret = options.sessionSecret ?? (await ctx.store.setting('session_secret', randomBytes(32).toString('base64url')))
 
   const app = new Hono()
@@ -143,5 +152,6 @@ export async function createPersonServer(options: PersonServerOptions): Promise<
     consent,
     context: ctx,
     revokeAgent: (personId, agentIss, agentSub) => consent.revokeAgent(personId, agentIss, agentSub),
+    close: () => clearInterval(purger),
   }
 }

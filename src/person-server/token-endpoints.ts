@@ -8,12 +8,12 @@
  * @module
  */
 
-import { assertServerIdentifier, ProblemError, type Capability } from '../protocol/index.js'
+import { assertServerIdentifier, jwkThumbprint, ProblemError, type Capability } from '../protocol/index.js'
 import type { AgentRequest } from './agent-requests.js'
 import type { PsContext } from './context.js'
 import { mint, type AuthTokenWork, type IssueWork, type PersonTokenWork } from './issuance.js'
 import { answerPending, deferToPerson, type PendingWork } from './pending.js'
-import { decide, type PolicyRequest } from './policy.js'
+import { decide, type Decision, type PolicyRequest } from './policy.js'
 import { scopeValues, verifyResourceTokenPair } from './resource-token-check.js'
 import type { AuditEvent, ConsentView, MissionRecord, PendingRecord, PersonRecord } from './store/types.js'
 import { activeMission, boundPerson, commonTokenParams, refuseSubAgentCaller, type CommonTokenParams } from './token-request.js'
@@ -80,29 +80,9 @@ function capabilitiesOf(c: TokenCase): ReadonlySet<Capability> {
   return new Set(fromMission ?? [])
 }
 
-/** Decides a verified case and answers. */
-async function settle(ctx: PsContext, c: TokenCase): Promise<Response> {
-  const bound = await boundPerson(ctx, c.req.agent)
-  const work: PendingWork = { issue: c.work, capabilities: [...capabilitiesOf(c)] }
-  if (bound === undefined) {
-    // First contact (main draft §Agent-Person Binding): whoever approves becomes the agent's person.
-    return deferToPerson(ctx, {
-      kind: c.kind,
-      agent: c.req.agent,
-      view: await viewFor(ctx, c, c.scopes),
-      work,
-      capabilities: capabilitiesOf(c),
-      ...(c.resourceToken === undefined ? {} : { resourceToken: c.resourceToken }),
-      audit: eventFor(ctx, c, 'request.pending', undefined, { decision: 'ask', reason: 'an agent this person server does not know yet' }),
-    })
-  }
-  const { person } = bound
-  if (c.kind === 'auth_token') {
-    // The resource token must name the person this agent acts for (PS-05).
-    const owner = await ctx.store.personForSubject(c.resource, (c.work as AuthTokenWork).sub)
-    if (owner !== person.id) throw new ProblemError('invalid_resource_token', 'the resource token names a person this agent does not act for')
-  }
-  const request: PolicyRequest = {
+/** The policy request of a case for `person`. */
+function policyRequest(c: TokenCase, person: PersonRecord): PolicyRequest {
+  return {
     kind: c.kind,
     person,
     agent: { iss: c.req.agent.iss, sub: c.req.agent.sub },
@@ -112,15 +92,80 @@ async function settle(ctx: PsContext, c: TokenCase): Promise<Response> {
     ...(c.mission === undefined ? {} : { missionS256: c.mission.s256 }),
     ...(c.params.justification === undefined ? {} : { justification: c.params.justification }),
   }
-  const grants = await ctx.store.activeGrants(person.id, c.req.agent.iss, c.req.agent.sub, c.resource, ctx.now())
-  const verdict = c.params.prompt?.includes('consent') === true ? { decision: 'ask' as const, newScopes: c.scopes } : await decide(request, grants, ctx.options.organization, ctx.options.policy)
-  if (verdict.decision === 'deny') {
-    await ctx.store.commit({ audit: [eventFor(ctx, c, 'request.denied', person, { decision: 'deny', reason: verdict.reason })] })
-    throw new ProblemError('denied', verdict.reason)
+}
+
+/** Refuses a case with `403 denied`, audited. */
+async function deny(ctx: PsContext, c: TokenCase, person: PersonRecord | undefined, reason: string): Promise<never> {
+  await ctx.store.commit({ audit: [eventFor(ctx, c, 'request.denied', person, { decision: 'deny', reason })] })
+  throw new ProblemError('denied', reason)
+}
+
+/**
+ * First contact (main draft §Agent-Person Binding): the agent is bound to whoever approves. An
+ * auth token request names its person already (the resource token's `sub`), so only that person
+ * may decide it. An agent the organisation has not authorised is refused at once.
+ */
+async function firstContact(ctx: PsContext, c: TokenCase, work: PendingWork): Promise<Response> {
+  const org = ctx.options.organization
+  if (org !== undefined && org.agents[c.req.agent.sub] === undefined) return deny(ctx, c, undefined, `${c.req.agent.sub} is not an agent the organisation has authorised`)
+  let owner: string | undefined
+  if (c.kind === 'auth_token') {
+    owner = await ctx.store.personForSubject(c.resource, (c.work as AuthTokenWork).sub)
+    if (owner === undefined) throw new ProblemError('invalid_resource_token', 'the resource token names no person of this person server')
   }
+  return deferToPerson(ctx, {
+    kind: c.kind,
+    agent: c.req.agent,
+    ...(owner === undefined ? {} : { personId: owner }),
+    view: await viewFor(ctx, c, c.scopes),
+    work,
+    capabilities: capabilitiesOf(c),
+    ...(c.resourceToken === undefined ? {} : { resourceToken: c.resourceToken }),
+    audit: eventFor(ctx, c, 'request.pending', undefined, { decision: 'ask', reason: 'an agent this person server does not know yet' }),
+  })
+}
+
+/**
+ * After a token's record is committed: is everything it was decided on still true? A revocation
+ * (of the agent, its binding, a grant, the presented token, the mission) records itself before it
+ * lists the live tokens to withdraw, so a token committed in between is caught here or there.
+ */
+async function stillGranted(ctx: PsContext, c: TokenCase, person: PersonRecord): Promise<boolean> {
+  const b = await boundPerson(ctx, c.req.agent)
+  if (b === undefined || b.person.id !== person.id) return false
+  if (await ctx.store.isRevoked(c.req.agent.iss, c.req.agent.jti)) return false
+  if (c.kind === 'auth_token' && (await ctx.store.getIssued((c.work as AuthTokenWork).presentedJti))?.revokedAt !== undefined) return false
+  if (c.mission !== undefined) {
+    const m = await ctx.store.getMission(c.mission.s256)
+    if (m?.status !== 'active' || (m.expiresAt !== undefined && m.expiresAt <= ctx.now())) return false
+  }
+  const grants = await ctx.store.activeGrants(person.id, c.req.agent.iss, c.req.agent.sub, c.resource, ctx.now())
+  return (await decide(policyRequest(c, b.person), grants, ctx.options.organization, ctx.options.policy)).decision === 'grant'
+}
+
+/** Decides a verified case and answers. */
+async function settle(ctx: PsContext, c: TokenCase): Promise<Response> {
+  const bound = await boundPerson(ctx, c.req.agent)
+  const work: PendingWork = { issue: c.work, capabilities: [...capabilitiesOf(c)] }
+  if (bound === undefined) return firstContact(ctx, c, work)
+  const { person } = bound
+  if (c.kind === 'auth_token') {
+    // The resource token must name the person this agent acts for (PS-05).
+    const owner = await ctx.store.personForSubject(c.resource, (c.work as AuthTokenWork).sub)
+    if (owner !== person.id) throw new ProblemError('invalid_resource_token', 'the resource token names a person this agent does not act for')
+  }
+  const grants = await ctx.store.activeGrants(person.id, c.req.agent.iss, c.req.agent.sub, c.resource, ctx.now())
+  let verdict: Decision = await decide(policyRequest(c, person), grants, ctx.options.organization, ctx.options.policy)
+  // prompt=consent asks again what would have been granted; it never turns a denial into a question.
+  if (verdict.decision === 'grant' && c.params.prompt?.includes('consent') === true) verdict = { decision: 'ask', newScopes: c.scopes }
+  if (verdict.decision === 'deny') return deny(ctx, c, person, verdict.reason)
   if (verdict.decision === 'grant') {
     const minted = await mint(ctx, c.work, person.id, verdict.reason ?? 'policy')
     await ctx.store.commit(minted.batch)
+    if (!(await stillGranted(ctx, c, person))) {
+      await ctx.store.commit({ revokeIssued: [{ jti: minted.issued.jti, at: ctx.now() }], audit: [eventFor(ctx, c, 'request.denied', person, { decision: 'deny', reason: 'revoked while the token was being issued' })] })
+      throw new ProblemError('denied', 'this access was revoked while the token was being issued')
+    }
     return Response.json(minted.body, { headers: { 'cache-control': 'no-store' } })
   }
   return deferToPerson(ctx, {
@@ -164,9 +209,9 @@ export async function personTokenEndpoint(ctx: PsContext, req: AgentRequest): Pr
     agentSub: req.agent.sub,
     cnfJwk: req.agent.cnf.jwk,
     agentExp: req.agent.exp,
+    agentJti: req.agent.jti,
     resource,
     ...missionBound(mission),
-    ...(params.tenant === undefined ? {} : { tenant: params.tenant }),
   }
   return settle(ctx, { kind: 'person_token', req, params, resource, scopes: [], ...(mission === undefined ? {} : { mission }), work })
 }
@@ -185,6 +230,7 @@ async function authTokenCase(ctx: PsContext, req: AgentRequest): Promise<TokenCa
     agentSub: req.agent.sub,
     cnfJwk: req.agent.cnf.jwk,
     agentExp: req.agent.exp,
+    agentJti: req.agent.jti,
     resource: rt.iss,
     sub: rt.sub,
     ...(scopes.length === 0 ? {} : { scope: scopes.join(' ') }),
@@ -234,13 +280,20 @@ export async function updatedRequest(ctx: PsContext, rec: PendingRecord, req: Ag
   if (after.resource !== before.resource || after.sub !== before.sub || after.missionS256 !== before.missionS256 || after.tenant !== before.tenant) {
     throw new ProblemError('invalid_resource_token', 'an updated request must keep the resource, person, mission and tenant of the original')
   }
-  const now = ctx.now()
-  const grants = rec.personId === undefined ? [] : await ctx.store.activeGrants(rec.personId, rec.agentIss, rec.agentSub, c.resource, now)
-  const held = new Set(grants.map((g) => g.scope))
+  // The same key as the original (main draft §Updated Request: same agent_jkt).
+  if (req.thumbprint !== (await jwkThumbprint(before.cnfJwk))) throw new ProblemError('invalid_resource_token', 'an updated request must come from the key of the original')
+  const now = Math.max(ctx.now(), rec.updatedAt + 1)
+  const grants = rec.personId === undefined ? [] : await ctx.store.activeGrants(rec.personId, rec.agentIss, rec.agentSub, c.resource, ctx.now())
+  const held = new Set(grants.filter((g) => g.missionS256 === undefined || g.missionS256 === after.missionS256).map((g) => g.scope))
   const view = await viewFor(ctx, c, c.scopes.filter((s) => !held.has(s)))
   const work: PendingWork = { issue: after, capabilities: [...capabilitiesOf(c)] }
   const applied = await ctx.store.commit({
-    pending: { id: rec.id, from: ['pending', 'interacting', 'clarification'], patch: { state: rec.state === 'clarification' ? 'interacting' : rec.state, view, work: work as unknown as Record<string, unknown>, updatedAt: now } },
+    pending: {
+      id: rec.id,
+      from: ['pending', 'interacting', 'clarification'],
+      at: rec.updatedAt,
+      patch: { state: rec.state === 'clarification' ? 'interacting' : rec.state, view, work: work as unknown as Record<string, unknown>, resourceTokenIss: after.rtIss, resourceTokenJti: after.rtJti, updatedAt: now },
+    },
     audit: [eventFor(ctx, c, 'request.updated', undefined, { ...(rec.personId === undefined ? {} : { personId: rec.personId }), detail: { pending: rec.id } })],
   })
   if (!applied.applied) throw new ProblemError('invalid_request', 'the request is no longer open')

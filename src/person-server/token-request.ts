@@ -85,9 +85,11 @@ export function refuseSubAgentCaller(agent: AgentTokenClaims): void {
 }
 
 /** The mission error body members (main draft §Mission Status Errors). */
-export function missionTerminated(m: MissionRecord): ProblemError & { body: Record<string, unknown> } {
+export function missionTerminated(m: MissionRecord, now: number): ProblemError & { body: Record<string, unknown> } {
   const err = new ProblemError('mission_terminated', 'the mission has ended; stop acting on it') as ProblemError & { body: Record<string, unknown> }
-  err.body = { mission_status: 'terminated', ...(m.terminationReason === undefined ? {} : { termination_reason: m.terminationReason }) }
+  // A mission past its expires_at has ended with reason `expired`, even before anything marked it so.
+  const reason = m.terminationReason ?? (m.expiresAt !== undefined && m.expiresAt <= now ? 'expired' : undefined)
+  err.body = { mission_status: 'terminated', ...(reason === undefined ? {} : { termination_reason: reason }) }
   return err
 }
 
@@ -101,7 +103,7 @@ export async function activeMission(ctx: PsContext, s256: unknown, agent: { iss:
   if (typeof s256 !== 'string' || !MISSION_S256.test(s256)) throw new ProblemError('invalid_request', 'mission_s256 must be a base64url SHA-256 (43 characters)')
   const m = await ctx.store.getMission(s256)
   if (m === undefined || m.agentIss !== agent.iss || m.agentSub !== agent.sub) throw new ProblemError('mission_not_found', 'no such mission for this agent')
-  if (m.status !== 'active' || (m.expiresAt !== undefined && m.expiresAt <= ctx.now())) throw missionTerminated(m)
+  if (m.status !== 'active' || (m.expiresAt !== undefined && m.expiresAt <= ctx.now())) throw missionTerminated(m, ctx.now())
   return m
 }
 

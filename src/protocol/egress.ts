@@ -122,6 +122,29 @@ export function admitUrl(raw: string, options?: EgressOptions): URL {
   return url
 }
 
+/**
+ * {@link admitUrl}, then the destination's DNS answers: every address must be public (loopback
+ * only with `allowInsecureLoopback` for a loopback URL). For calls that cannot go through the
+ * egress fetcher (signed POSTs with `fetch`); the connection is not pinned to the checked address,
+ * so a name that changes its answer in between (DNS rebinding) is not caught — the egress fetcher
+ * itself pins.
+ *
+ * @throws {EgressError} `egress_refused`
+ */
+export async function admitDestination(raw: string, options?: EgressOptions): Promise<URL> {
+  const url = admitUrl(raw, options)
+  const loopback = options?.allowInsecureLoopback === true && isInsecureLoopbackUrl(url)
+  if (loopback || (options?.allowHosts ?? []).includes(url.hostname)) return url
+  const n = await (nodeNet ??= loadNodeNet())
+  if (n === undefined) return url
+  const host = url.hostname.replace(/^\[|\]$/g, '')
+  const addresses = n.net.isIP(host) !== 0 ? [{ address: host, family: n.net.isIP(host) }] : options?.resolve !== undefined ? await options.resolve(host) : await n.dns.promises.lookup(host, { all: true })
+  for (const a of addresses) {
+    if (isBlockedAddress(n, a.address)) throw new EgressError('egress_refused', raw, `${url.hostname} resolves to a refused address ${a.address}`)
+  }
+  return url
+}
+
 function guardedLookup(n: NodeNet, url: string, allowLoopback: boolean, resolve: EgressOptions['resolve']): Lookup {
   return ((hostname: string, opts: import('node:dns').LookupOptions, cb: (...a: unknown[]) => void) => {
     const done = (err: Error | null, addresses: readonly { address: string; family: number }[]): void => {

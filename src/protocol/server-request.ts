@@ -14,7 +14,7 @@
 
 import { deadlineSignal } from '../lib/deadline.js'
 import { createSigner, type Signer } from './crypto.js'
-import { admitUrl } from './egress.js'
+import { admitDestination } from './egress.js'
 import { EgressError } from './errors.js'
 import type { AAuthDwk } from './metadata.js'
 import { signRequest } from './signing.js'
@@ -25,7 +25,7 @@ export const SERVER_REQUEST_TIMEOUT_MS = 10_000
 
 /** Options of {@link sendServerSigned}. */
 export interface ServerSignedRequest {
-  /** Where to send it; admitted by {@link admitUrl} (https, or loopback when allowed). */
+  /** Where to send it; admitted by {@link admitDestination} (https to public addresses, or loopback when allowed). */
   readonly url: string
   readonly method: string
   /** A JSON body, sent as `application/json` and covered by the signature. */
@@ -85,7 +85,7 @@ function signerOf(key: IssuerKey): Promise<Signer> {
  */
 export async function sendServerSigned(request: ServerSignedRequest): Promise<Response> {
   const { url, method } = request
-  admitUrl(url, { allowInsecureLoopback: request.allowInsecureLoopback === true })
+  await admitDestination(url, { allowInsecureLoopback: request.allowInsecureLoopback === true })
   const headers = new Headers(request.headers)
   const body = request.json === undefined ? undefined : new TextEncoder().encode(JSON.stringify(request.json))
   if (body !== undefined) headers.set('content-type', 'application/json')

@@ -231,7 +231,9 @@ describe('organisation mode: the permission intersection', () => {
 
   async function ask(person: string, agentName: string, scope: string): Promise<Response> {
     const a = agents[agentName]!
-    // Each (person, agent) pair: bind, get a person token (identity is pre-authorised), then redeem a resource token.
+    // Each (person, agent) pair: bind (an agent acts for one person at a time, so end any earlier
+    // binding first), get a person token (identity is pre-authorised), then redeem a resource token.
+    await ps.store.commit({ revokeBindings: [{ agentIss: ap.issuer, agentSub: a.id, at: Date.now() }] })
     await bind(ps, ap, a, people[person]!)
     const pr = await send(`${ps.issuer}/person`, a, { json: { resource: res.issuer } })
     if (pr.res.status !== 200) return pr.res

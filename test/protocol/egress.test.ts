@@ -86,3 +86,16 @@ describe('egress admission (SK §7.3; CHECKLIST SK-26, JWKS-10)', () => {
     expect(await code(createEgressFetcher({ allowInsecureLoopback: true, timeoutMs: 200 })(`${base}/hang`))).toBe('fetch_timeout')
   })
 })
+
+describe('admitDestination (signed POSTs that cannot use the egress fetcher)', () => {
+  it('refuses a name that resolves to private, loopback or link-local space; admits a public one', async () => {
+    const { admitDestination } = await import('../../src/protocol/egress.js')
+    const resolveTo = (address: string) => async () => [{ address, family: address.includes(':') ? 6 : 4 }]
+    for (const bad of ['10.1.2.3', '127.0.0.1', '169.254.169.254', '::1', 'fd00::1', '::ffff:192.168.0.1']) {
+      await expect(admitDestination('https://resource.example/revoke', { resolve: resolveTo(bad) })).rejects.toMatchObject({ code: 'egress_refused' })
+    }
+    await expect(admitDestination('https://resource.example/revoke', { resolve: resolveTo('93.184.216.34') })).resolves.toBeInstanceOf(URL)
+    await expect(admitDestination('http://127.0.0.1:8080/revoke', { allowInsecureLoopback: true })).resolves.toBeInstanceOf(URL)
+    await expect(admitDestination('http://resource.example/revoke')).rejects.toMatchObject({ code: 'egress_refused' })
+  })
+})

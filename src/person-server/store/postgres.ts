@@ -434,7 +434,10 @@ export class PostgresStore implements PersonServerStore {
         }
         for (const step of plan.steps) {
           if ('lock' in step) await c.query({ name: 'aauth_ps_lock', text: LOCK_SQL, values: [step.lock[0], step.lock[1] ^ this.#lockSalt] })
-          else await this.#run(c, step)
+          else if ((await this.#run(c, step)) === 0 && step.mustChange === true) {
+            await c.query({ text: 'ROLLBACK' })
+            return false
+          }
         }
         await c.query({ text: 'COMMIT' })
         return true

@@ -39,6 +39,8 @@ export type Param = string | number | null
 export interface Statement {
   readonly sql: string
   readonly params: readonly Param[]
+  /** The whole batch is abandoned (`{ applied: false }`) when this statement changes no row. */
+  readonly mustChange?: boolean
 }
 
 /**
@@ -98,12 +100,15 @@ export const SQL = {
   casPending: `UPDATE pending SET
       state = COALESCE(?, state), person_id = COALESCE(?, person_id), view = COALESCE(?, view),
       work = COALESCE(?, work), result = COALESCE(?, result), chat = COALESCE(?, chat),
-      code = CASE WHEN ? = 1 THEN NULL ELSE code END, updated_at = ?, expires_at = COALESCE(?, expires_at)
-    WHERE id = ? AND state IN (${Array(FROM_SLOTS).fill('?').join(', ')})`,
+      code = CASE WHEN ? = 1 THEN NULL ELSE code END, updated_at = ?, expires_at = COALESCE(?, expires_at),
+      resource_token_iss = COALESCE(?, resource_token_iss), resource_token_jti = COALESCE(?, resource_token_jti)
+    WHERE id = ? AND state IN (${Array(FROM_SLOTS).fill('?').join(', ')}) AND (CAST(? AS BIGINT) IS NULL OR updated_at = CAST(? AS BIGINT))`,
   insertPending: insert('pending', COLUMNS.pending),
   upsertPerson: `${insert('persons', COLUMNS.persons)} ON CONFLICT (id) DO UPDATE SET ${updateFromExcluded(COLUMNS.persons, ['id'])}`,
+  /** A revoked binding may be replaced; an active one only by the same person (PS-05: one person per agent). */
   upsertBinding: `${insert('bindings', COLUMNS.bindings)}
-    ON CONFLICT (agent_iss, agent_sub) DO UPDATE SET ${updateFromExcluded(COLUMNS.bindings, ['agent_iss', 'agent_sub'])}`,
+    ON CONFLICT (agent_iss, agent_sub) DO UPDATE SET ${updateFromExcluded(COLUMNS.bindings, ['agent_iss', 'agent_sub'])}
+    WHERE bindings.revoked_at IS NOT NULL OR bindings.person_id = excluded.person_id`,
   revokeBinding: 'UPDATE bindings SET revoked_at = ? WHERE agent_iss = ? AND agent_sub = ? AND revoked_at IS NULL',
   /**
    * Ends the grant a new one replaces: the same person, agent, resource, scope and mission, not
@@ -197,8 +202,8 @@ export function planCommit(batch: StoreBatch): CommitPlan {
       sql: SQL.casPending,
       params: [
         nul(patch.state), nul(patch.personId), json(patch.view), json(patch.work), json(patch.result), json(patch.chat),
-        patch.code === null ? 1 : 0, patch.updatedAt, nul(patch.expiresAt),
-        id, ...states, ...Array<null>(FROM_SLOTS - states.length).fill(null),
+        patch.code === null ? 1 : 0, patch.updatedAt, nul(patch.expiresAt), nul(patch.resourceTokenIss), nul(patch.resourceTokenJti),
+        id, ...states, ...Array<null>(FROM_SLOTS - states.length).fill(null), nul(batch.pending.at), nul(batch.pending.at),
       ],
     }
   }
@@ -207,7 +212,7 @@ export function planCommit(batch: StoreBatch): CommitPlan {
     add(SQL.upsertPerson, [p.id, p.username, p.displayName, nul(p.passwordHash), nul(p.email), json(p.permissions), nul(p.tenant), p.createdAt])
   }
   for (const b of batch.bindings ?? []) {
-    add(SQL.upsertBinding, [b.agentIss, b.agentSub, b.personId, nul(b.providerName), nul(b.providerLogoUri), nul(b.platform), nul(b.device), b.createdAt, nul(b.revokedAt)])
+    steps.push({ sql: SQL.upsertBinding, params: [b.agentIss, b.agentSub, b.personId, nul(b.providerName), nul(b.providerLogoUri), nul(b.platform), nul(b.device), b.createdAt, nul(b.revokedAt)], mustChange: true })
   }
   for (const r of batch.revokeBindings ?? []) add(SQL.revokeBinding, [r.at, r.agentIss, r.agentSub])
   const grants = batch.grants ?? []

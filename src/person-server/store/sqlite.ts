@@ -113,7 +113,7 @@ export class SqliteStore implements PersonServerStore {
     this.#now = now
     this.#transaction = db.transaction((plan: CommitPlan) => {
       if (plan.cas !== undefined && this.#run(plan.cas) === 0) throw CAS_MISS
-      for (const step of plan.steps) if ('sql' in step) this.#run(step)
+      for (const step of plan.steps) if ('sql' in step && this.#run(step) === 0 && step.mustChange === true) throw CAS_MISS
     })
     // Each batch in its own savepoint (better-sqlite3 nests transactions that way): a batch that
     // fails or misses its compare-and-set rolls back alone; the others commit together.

@@ -301,12 +301,18 @@ export interface MissionLogEntry {
  * issue).
  */
 export interface StoreBatch {
-  /** Compare-and-set of a pending request: only when its state is one of `from`. */
-  readonly pending?: { readonly id: string; readonly from: readonly PendingState[]; readonly patch: PendingPatch }
+  /**
+   * Compare-and-set of a pending request: only when its state is one of `from` (and, with `at`,
+   * its `updatedAt` is still `at`: the version the person saw).
+   */
+  readonly pending?: { readonly id: string; readonly from: readonly PendingState[]; readonly at?: number; readonly patch: PendingPatch }
   /** Insert a new pending request. */
   readonly newPending?: PendingRecord
   readonly persons?: readonly PersonRecord[]
-  /** Insert or replace (a revoked binding can be replaced by a new one). */
+  /**
+   * Insert, or replace a revoked binding or one of the same person. An active binding to another
+   * person is never replaced: the whole batch is then not applied (`{ applied: false }`).
+   */
   readonly bindings?: readonly AgentBinding[]
   /** Mark bindings revoked. */
   readonly revokeBindings?: readonly { readonly agentIss: string; readonly agentSub: string; readonly at: number }[]
@@ -332,6 +338,9 @@ export interface PendingPatch {
   readonly work?: Readonly<Record<string, unknown>>
   /** Consumes the interaction code (set to `null`). */
   readonly code?: null
+  /** The resource token the request now stands for (an updated request). */
+  readonly resourceTokenIss?: string
+  readonly resourceTokenJti?: string
   readonly updatedAt: number
   readonly expiresAt?: number
 }

@@ -343,6 +343,7 @@ ${options.csrf}
     actions = html`<h2>Your decision</h2>
 <form method="post" action="${action}" class="card decision">
 ${options.csrf}
+<input type="hidden" name="seen" value="${String(rec.updatedAt)}">
 ${
   grantKinds &&
   html`<fieldset><legend>Remember this approval</legend>
@@ -467,7 +468,9 @@ ${error !== undefined && html`<div class="error" role="alert"><p>${error}</p></d
           case 'approve': {
             const remember = form['remember']
             if (remember !== undefined && !REMEMBER_CHOICES.some((r) => r.value === remember)) return bad('Choose how long to remember the approval.')
-            const decision: ConsentDecision = remember !== undefined ? { approve: true, remember: remember as RememberChoice } : { approve: true }
+            // The version the person saw: an approval of a request the agent changed since is refused.
+            const seen = Number(form['seen'])
+            const decision: ConsentDecision = { approve: true, ...(Number.isSafeInteger(seen) ? { seen } : {}), ...(remember !== undefined ? { remember: remember as RememberChoice } : {}) }
             await ctx.consent.decide(id, personId, decision)
             break
           }

@@ -137,7 +137,7 @@ describe('consent page in Chromium', { timeout: 30_000 }, () => {
     await page.check('input[name="remember"][value="month"]')
     await page.getByRole('button', { name: 'Approve' }).click()
     await page.getByText('Approved. You can close this page.').waitFor()
-    expect(h.consent.mutations.at(-1)).toEqual({ method: 'decide', args: ['req-1', 'person-alice', { approve: true, remember: 'month' }] })
+    expect(h.consent.mutations.at(-1)).toEqual({ method: 'decide', args: ['req-1', 'person-alice', { approve: true, remember: 'month', seen: expect.any(Number) }] })
     expect(await page.locator('button[value="approve"]').count()).toBe(0)
     expect(await page.evaluate(() => (window as unknown as { __xss?: unknown }).__xss)).toBeUndefined()
     expect(dialogs).toEqual([])
@@ -162,7 +162,7 @@ describe('consent page in Chromium', { timeout: 30_000 }, () => {
     await page.waitForURL(`${origin}/interaction/req-2`)
     await page.getByRole('button', { name: 'Approve' }).click()
     await page.getByText('Approved. You can close this page.').waitFor()
-    expect(h.consent.mutations.at(-1)).toEqual({ method: 'decide', args: ['req-2', 'person-alice', { approve: true, remember: 'once' }] })
+    expect(h.consent.mutations.at(-1)).toEqual({ method: 'decide', args: ['req-2', 'person-alice', { approve: true, remember: 'once', seen: expect.any(Number) }] })
   })
 
   it('the login page fits a phone too', async () => {
