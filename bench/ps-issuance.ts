@@ -61,7 +61,7 @@ import { compare, log, quantile, sig3, syncSide, type CompareOptions, type Figur
 export type PsBackend = 'sqlite' | 'postgres'
 
 /** Requests in flight during a slice. */
-export const IN_FLIGHT = 16
+export const IN_FLIGHT = 12
 const PS = 'https://ps.example'
 const TOKEN_URL = `${PS}/token`
 const MIN_RATE = 1500
