@@ -11,6 +11,7 @@
 
 import Database from 'better-sqlite3'
 import { migrateSqlite, sqliteSchemaVersion } from './migrations.js'
+import { startCheckpointer, type Checkpointer } from './sqlite-checkpointer.js'
 import {
   SQL,
   auditQuery,
@@ -66,6 +67,12 @@ export interface SqliteStoreOptions {
   readonly synchronous?: 'NORMAL' | 'FULL'
   /** The clock (epoch ms) for the `applied_at` of migrations. Default `Date.now`. */
   readonly now?: () => number
+  /**
+   * WAL checkpoints (files only): `worker` (default) copies the WAL into the database from a
+   * worker thread every second, so no request waits for a checkpoint's `fsync`; `inline` leaves it
+   * to SQLite's automatic checkpoint inside commits.
+   */
+  readonly checkpoint?: 'worker' | 'inline'
 }
 
 /** Thrown inside the transaction when the compare-and-set of `batch.pending` misses, to roll it back. */
@@ -106,6 +113,7 @@ export class SqliteStore implements PersonServerStore {
   /** Group commit: the commits queued in one turn of the event loop, in one transaction. */
   readonly #group: Database.Transaction<(queue: readonly QueuedCommit[]) => void>
   #queue: QueuedCommit[] = []
+  #checkpointer: Checkpointer | undefined
   #closed = false
 
   private constructor(db: Database.Database, now: () => number) {
@@ -180,6 +188,11 @@ export class SqliteStore implements PersonServerStore {
       db.pragma('busy_timeout = 5000')
       const store = new SqliteStore(db, options.now ?? Date.now)
       await store.migrate()
+      const file = options.filename !== ':memory:' && options.filename !== ''
+      if (file && options.checkpoint !== 'inline') {
+        db.pragma('wal_autocheckpoint = 0')
+        store.#checkpointer = startCheckpointer(options.filename, 1000, (m) => console.error(`SqliteStore: WAL checkpoint failed: ${m}`))
+      }
       return store
     } catch (e) {
       db.close()
@@ -202,6 +215,7 @@ export class SqliteStore implements PersonServerStore {
     if (this.#closed) return
     this.#flush()
     this.#closed = true
+    await this.#checkpointer?.close()
     this.#statements.clear()
     this.#db.close()
   }
