@@ -131,8 +131,8 @@ async function firstContact(ctx: PsContext, c: TokenCase, work: PendingWork): Pr
  * lists the live tokens to withdraw, so a token committed in between is caught here or there.
  */
 async function stillGranted(ctx: PsContext, c: TokenCase, person: PersonRecord): Promise<boolean> {
-  const b = await boundPerson(ctx, c.req.agent)
-  if (b === undefined || b.person.id !== person.id) return false
+  const b = await ctx.store.getBinding(c.req.agent.iss, c.req.agent.sub)
+  if (b === undefined || b.revokedAt !== undefined || b.personId !== person.id) return false
   if (await ctx.store.isRevoked(c.req.agent.iss, c.req.agent.jti)) return false
   if (c.kind === 'auth_token' && (await ctx.store.getIssued((c.work as AuthTokenWork).presentedJti))?.revokedAt !== undefined) return false
   if (c.mission !== undefined) {
@@ -140,7 +140,7 @@ async function stillGranted(ctx: PsContext, c: TokenCase, person: PersonRecord):
     if (m?.status !== 'active' || (m.expiresAt !== undefined && m.expiresAt <= ctx.now())) return false
   }
   const grants = await ctx.store.activeGrants(person.id, c.req.agent.iss, c.req.agent.sub, c.resource, ctx.now())
-  return (await decide(policyRequest(c, b.person), grants, ctx.options.organization, ctx.options.policy)).decision === 'grant'
+  return (await decide(policyRequest(c, person), grants, ctx.options.organization, ctx.options.policy)).decision === 'grant'
 }
 
 /** Decides a verified case and answers. */

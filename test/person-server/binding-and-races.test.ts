@@ -219,3 +219,32 @@ describe('request bodies', () => {
     expect(sent).toBeLessThan(8 * 1024 * 1024) // cut off long before the 10 MiB the client would send
   })
 })
+
+describe('REV-11 a revocation that lands while a token is being issued', () => {
+  it('the token is withdrawn before it leaves the PS: 403 denied and its record marked revoked', async () => {
+    let racing: RunningPs | undefined
+    let armed = true
+    const hookPs = await startRealPersonServer({
+      policy: async (req) => {
+        if (armed && req.kind === 'auth_token') {
+          // The person revokes the agent between the decision and the commit.
+          armed = false
+          await racing!.store.commit({ revokeBindings: [{ agentIss: req.agent.iss, agentSub: req.agent.sub, at: Date.now() }] })
+        }
+        return undefined
+      },
+    })
+    racing = hookPs
+    const carol = await hookPs.addPerson('carol')
+    const a = await makeAgent(ap, { local: 'racer', ps: hookPs.issuer })
+    await bind(a, carol, ['read'], hookPs)
+    const { pt, claims } = await personToken(a, hookPs)
+    const r = await send(`${hookPs.issuer}/token`, a, { json: { resource_token: await resourceToken(a, claims, {}, hookPs), presented_token: pt } })
+    expect(r.res.status).toBe(403)
+    expect(await r.res.json()).toMatchObject({ error: 'denied' })
+    const auth = (await hookPs.store.queryAudit({ personId: carol })).filter((e) => e.type === 'auth_token.issued')
+    expect(auth).toHaveLength(1)
+    const rec = await hookPs.store.getIssued((auth[0]!.detail as { jti: string }).jti)
+    expect(rec?.revokedAt).toBeDefined()
+  })
+})
