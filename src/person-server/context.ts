@@ -77,6 +77,11 @@ export interface PersonServerOptions {
   readonly sessionSecret?: string
   /** How often expired records are purged from the store (s); 0 turns it off. Default 600. */
   readonly purgeIntervalSec?: number
+  /**
+   * Most distinct resources one agent may ask person tokens for per hour (main draft §Person Token
+   * Endpoint "Retention": each obliges the PS to mint and keep a directed `sub`). Default 100.
+   */
+  readonly maxResourcesPerAgentHour?: number
 }
 
 /** What the endpoint modules share. */
@@ -99,6 +104,35 @@ export interface PsContext {
   providerInfo(iss: string): Promise<{ name?: string; logoUri?: string }>
   /** Wakes long polls waiting on a pending request. */
   readonly changes: PendingChanges
+  /** Per-agent distinct-resource counter (CHECKLIST PS-PT-09). */
+  readonly resourceLimiter: ResourceLimiter
+}
+
+/**
+ * Counts the distinct resources each agent asked person tokens for in the current hour, in
+ * memory (each instance counts its own share behind a load balancer).
+ */
+export class ResourceLimiter {
+  readonly #windows = new BoundedCache<string, { readonly resources: Set<string>; readonly until: number }>(10_000)
+  readonly #max: number
+  readonly #now: () => number
+  constructor(max: number, now: () => number) {
+    this.#max = max
+    this.#now = now
+  }
+  /** Seconds to wait when `agent` may not use another new resource now; `undefined` when it may. */
+  admit(agent: string, resource: string): number | undefined {
+    const now = this.#now()
+    let w = this.#windows.get(agent)
+    if (w === undefined || w.until <= now) {
+      w = { resources: new Set(), until: now + 3_600_000 }
+      this.#windows.set(agent, w, w.until)
+    }
+    if (w.resources.has(resource)) return undefined
+    if (w.resources.size >= this.#max) return Math.ceil((w.until - now) / 1000)
+    w.resources.add(resource)
+    return undefined
+  }
 }
 
 /** In-process wake-ups for long polls (several instances fall back to re-reading the store). */
@@ -215,6 +249,7 @@ export async function createContext(options: PersonServerOptions): Promise<PsCon
     egress,
     subjectSecret,
     changes: new PendingChanges(),
+    resourceLimiter: new ResourceLimiter(options.maxResourcesPerAgentHour ?? 100, now),
     async resourceInfo(resource) {
       const hit = resources.get(resource)
       if (hit !== undefined) return hit

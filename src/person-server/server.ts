@@ -38,8 +38,8 @@ export interface PersonServer {
 export function errorResponse(err: unknown): Response {
   if (err instanceof SignatureError) return signatureErrorResponse(err)
   if (err instanceof ProblemError) {
-    const body = (err as ProblemError & { body?: Record<string, unknown> }).body
-    return body === undefined ? problemResponse(err) : problemResponse(err, { body })
+    const { body, headers } = err as ProblemError & { body?: Record<string, unknown>; headers?: Record<string, string> }
+    return problemResponse(err, { ...(body === undefined ? {} : { body }), ...(headers === undefined ? {} : { headers }) })
   }
   console.error('person server: unexpected error', err)
   return problemResponse(new ProblemError('server_error', 'internal error'))

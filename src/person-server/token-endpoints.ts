@@ -203,6 +203,12 @@ export async function personTokenEndpoint(ctx: PsContext, req: AgentRequest): Pr
   }
   const params = commonTokenParams(body)
   const mission = body['mission_s256'] === undefined ? undefined : await activeMission(ctx, body['mission_s256'], req.agent)
+  const wait = ctx.resourceLimiter.admit(`${req.agent.iss}\u0000${req.agent.sub}`, resource)
+  if (wait !== undefined) {
+    const err = new ProblemError('rate_limited', 'this agent asked for too many different resources this hour') as ProblemError & { headers: Record<string, string> }
+    err.headers = { 'retry-after': String(wait) }
+    throw err
+  }
   const work: PersonTokenWork = {
     kind: 'person_token',
     agentIss: req.agent.iss,

@@ -251,3 +251,23 @@ describe('key rotation', () => {
     expect(r3.res.status).toBe(200)
   })
 })
+
+describe('distinct resources per agent', () => {
+  it('PS-PT-09 an agent asking for more distinct resources than allowed per hour gets 429 rate_limited; known ones still work', async () => {
+    const small = await startRealPersonServer({ maxResourcesPerAgentHour: 2 })
+    const carol = await small.addPerson('carol')
+    const a = await makeAgent(ap, { local: 'wanderer', ps: small.issuer })
+    const at = Date.now()
+    await small.store.commit({
+      bindings: [{ agentIss: ap.issuer, agentSub: a.id, personId: carol, createdAt: at }],
+      grants: ['https://one.example', 'https://two.example', 'https://three.example'].map((resource, i) => ({ id: `w-${i}`, personId: carol, agentIss: ap.issuer, agentSub: a.id, resource, scope: '', createdAt: at })),
+    })
+    expect((await send(`${small.issuer}/person`, a, { json: { resource: 'https://one.example' } })).res.status).toBe(200)
+    expect((await send(`${small.issuer}/person`, a, { json: { resource: 'https://two.example' } })).res.status).toBe(200)
+    const third = await send(`${small.issuer}/person`, a, { json: { resource: 'https://three.example' } })
+    expect(third.res.status).toBe(429)
+    expect(Number(third.res.headers.get('retry-after'))).toBeGreaterThan(0)
+    expect(await third.res.json()).toMatchObject({ error: 'rate_limited' })
+    expect((await send(`${small.issuer}/person`, a, { json: { resource: 'https://one.example' } })).res.status).toBe(200)
+  })
+})
