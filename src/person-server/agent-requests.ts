@@ -17,6 +17,7 @@ import {
   type RequestVerifier,
 } from '../protocol/index.js'
 import { BoundedCache } from '../lib/bounded-cache.js'
+import { readBoundedBody } from '../lib/bounded-body.js'
 import type { PsContext } from './context.js'
 
 /** Largest request body the PS reads. */
@@ -43,28 +44,10 @@ export interface AgentRequest {
 export async function readBody(request: Request): Promise<Uint8Array> {
   const tooLarge = (): ProblemError => new ProblemError('invalid_request', `the body is larger than ${MAX_BODY_BYTES} bytes`)
   if (Number(request.headers.get('content-length') ?? '0') > MAX_BODY_BYTES) throw tooLarge()
-  const reader = request.body?.getReader()
-  if (reader === undefined) return new Uint8Array(0)
-  const chunks: Uint8Array[] = []
-  let size = 0
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    size += value.byteLength
-    if (size > MAX_BODY_BYTES) {
-      await reader.cancel().catch(() => undefined)
-      throw tooLarge()
-    }
-    chunks.push(value)
-  }
-  if (chunks.length === 1) return chunks[0]!
-  const out = new Uint8Array(size)
-  let offset = 0
-  for (const chunk of chunks) {
-    out.set(chunk, offset)
-    offset += chunk.byteLength
-  }
-  return out
+  const read = await readBoundedBody(request.body, MAX_BODY_BYTES)
+  if (read.ok) return read.bytes
+  if (read.reason === 'too_large') throw tooLarge()
+  throw new ProblemError('invalid_request', 'the body could not be read')
 }
 
 /** Parses a JSON object body. @throws {ProblemError} `invalid_request`. */

@@ -44,6 +44,7 @@ import { BoundedCache } from '../lib/bounded-cache.js'
 import { encodeBase64url } from '../lib/base64url.js'
 import type { KeyRing } from '../agent/key-ring.js'
 import { parseJsonObject, readBody } from './agent-requests.js'
+import { readBoundedBody } from '../lib/bounded-body.js'
 import {
   OPEN_PENDING_STATES,
   type AuditEvent,
@@ -260,31 +261,8 @@ async function outcomeOf(res: Response): Promise<RevocationOutcomeKind> {
 
 /** The body, or `undefined` when it is larger than `max` or could not be read (deadline). */
 async function readBounded(res: Response, max: number): Promise<Uint8Array | undefined> {
-  const reader = res.body?.getReader()
-  if (reader === undefined) return new Uint8Array(0)
-  const chunks: Uint8Array[] = []
-  let size = 0
-  try {
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (done) break
-      size += value.byteLength
-      if (size > max) {
-        await reader.cancel()
-        return undefined
-      }
-      chunks.push(value)
-    }
-  } catch {
-    return undefined
-  }
-  const body = new Uint8Array(size)
-  let offset = 0
-  for (const c of chunks) {
-    body.set(c, offset)
-    offset += c.byteLength
-  }
-  return body
+  const read = await readBoundedBody(res.body, max)
+  return read.ok ? read.bytes : undefined
 }
 
 function isJsonObject(bytes: Uint8Array): boolean {

@@ -17,6 +17,7 @@ import { randomBytes } from 'node:crypto'
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { untilReady } from './spawn-ready.js'
 import pg from 'pg'
 import { freePort } from './redis.js'
 
@@ -165,28 +166,12 @@ async function startOn(bin: string, dir: string, user: { uid: number; gid: numbe
   child.once('exit', () => process.off('exit', onExit))
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`
   try {
-    await new Promise<void>((resolve, reject) => {
-      let done = false
-      const finish = (e?: Error): void => {
-        if (done) return
-        done = true
-        clearInterval(timer)
-        clearTimeout(deadline)
-        if (e === undefined) resolve()
-        else reject(e)
-      }
-      child.once('error', (e) => finish(e))
-      child.once('exit', (code, signal) => finish(new Error(`postgres exited (${code ?? signal}) before accepting connections: ${stderr.trim()}`)))
-      const deadline = setTimeout(() => finish(new Error(`postgres did not accept connections on 127.0.0.1:${port} within 20 s: ${stderr.trim()}`)), 20_000)
-      let probing = false
-      const timer = setInterval(() => {
-        if (probing) return
-        probing = true
-        void ready(url).then((ok) => {
-          probing = false
-          if (ok) finish()
-        })
-      }, 100)
+    await untilReady(child, {
+      probe: () => ready(url),
+      intervalMs: 100,
+      timeoutMs: 20_000,
+      exited: (code, signal) => new Error(`postgres exited (${code ?? signal}) before accepting connections: ${stderr.trim()}`),
+      timedOut: () => new Error(`postgres did not accept connections on 127.0.0.1:${port} within 20 s: ${stderr.trim()}`),
     })
   } catch (e) {
     await kill(child)

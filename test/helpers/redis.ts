@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { createConnection, createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { untilReady } from './spawn-ready.js'
 
 const ENV = 'AAUTH_TEST_REDIS_URL'
 const BIN = 'redis-server'
@@ -81,26 +82,14 @@ async function startOn(port: number): Promise<Spawned> {
   process.once('exit', onExit)
   child.once('exit', () => process.off('exit', onExit))
   try {
-    await new Promise<void>((resolve, reject) => {
-      let done = false
-      const finish = (e?: Error): void => {
-        if (done) return
-        done = true
-        clearInterval(timer)
-        clearTimeout(deadline)
-        if (e === undefined) resolve()
-        else reject(e)
-      }
-      child.once('error', (e: NodeJS.ErrnoException) => {
-        finish(e.code === 'ENOENT'
-          ? new Error(`${BIN} is not installed: install it (apt-get install redis-server) or set ${ENV}=redis://host:port for the Redis store tests`)
-          : e)
-      })
-      child.once('exit', (code, signal) => finish(new Error(`${BIN} exited (${code ?? signal}) before answering: ${stderr.trim()}`)))
-      const deadline = setTimeout(() => finish(new Error(`${BIN} did not answer PING on 127.0.0.1:${port} within 10 s`)), 10_000)
-      const timer = setInterval(() => {
-        void ping(port).then((ok) => { if (ok) finish() })
-      }, 50)
+    await untilReady(child, {
+      probe: () => ping(port),
+      intervalMs: 50,
+      timeoutMs: 10_000,
+      spawnError: (e) =>
+        e.code === 'ENOENT' ? new Error(`${BIN} is not installed: install it (apt-get install redis-server) or set ${ENV}=redis://host:port for the Redis store tests`) : e,
+      exited: (code, signal) => new Error(`${BIN} exited (${code ?? signal}) before answering: ${stderr.trim()}`),
+      timedOut: () => new Error(`${BIN} did not answer PING on 127.0.0.1:${port} within 10 s`),
     })
   } catch (e) {
     await kill(child)
