@@ -12,44 +12,37 @@ import type { PsContext } from './context.js'
 import { directedSubject } from './directed-id.js'
 import type { AuditEvent, IssuedToken, StoreBatch } from './store/types.js'
 
-/** What is needed to mint a person token later. Times in seconds (JWT). */
-export interface PersonTokenWork {
-  readonly kind: 'person_token'
+/** What both kinds of token need from the request that asked for them. Times in seconds (JWT). */
+interface WorkBase {
   readonly agentIss: string
   readonly agentSub: string
   readonly parentAgent?: string
   readonly cnfJwk: PublicJwk
   readonly agentExp: number
+  /** The agent token the request was made with (its revocation ends the request). */
+  readonly agentJti?: string
+  /** The token's `aud`: the resource. */
   readonly resource: string
   readonly missionS256?: string
   readonly missionExpiresAt?: number
-  /** Unused: a person token's `tenant` comes from the person's record. */
+  /** Auth tokens copy the resource token's; a person token's comes from the person's record. */
   readonly tenant?: string
-  /** The agent token the request was made with (its revocation ends the request). */
-  readonly agentJti?: string
 }
 
-/** What is needed to mint an auth token later. Times in seconds (JWT). */
-export interface AuthTokenWork {
+/** What is needed to mint a person token later. */
+export interface PersonTokenWork extends WorkBase {
+  readonly kind: 'person_token'
+}
+
+/** What is needed to mint an auth token later. */
+export interface AuthTokenWork extends WorkBase {
   readonly kind: 'auth_token'
-  readonly agentIss: string
-  readonly agentSub: string
-  readonly parentAgent?: string
-  readonly cnfJwk: PublicJwk
-  readonly agentExp: number
-  /** The resource token's `iss`: the auth token's `aud`. */
-  readonly resource: string
   /** Copied from the resource token (CHECKLIST PS-AT-02). */
   readonly sub: string
   readonly scope?: string
   readonly account?: string
-  readonly missionS256?: string
-  readonly missionExpiresAt?: number
-  readonly tenant?: string
   readonly presentedJti: string
   readonly presentedExp: number
-  /** The agent token the request was made with (its revocation ends the request). */
-  readonly agentJti?: string
   /** The resource token, for revocation checks at approval time. */
   readonly rtIss: string
   readonly rtJti: string
