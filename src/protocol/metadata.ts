@@ -78,6 +78,8 @@ export interface ResourceMetadata extends CommonMetadata {
   signature_window?: number
   additional_signature_components?: string[]
   revocation_endpoint?: string
+  /** R3 §Resource Metadata Extensions: vocabulary URI → its discovery endpoint. */
+  r3_vocabularies?: Record<string, string>
 }
 
 /** Maps a `dwk` to its document type. */
@@ -139,6 +141,7 @@ const ROLE_RULES: Record<AAuthDwk, Record<string, FieldRule>> = {
     signature_window: 'int',
     additional_signature_components: 'strings',
     revocation_endpoint: { kind: 'url' },
+    r3_vocabularies: 'stringMap',
   },
 }
 

@@ -173,3 +173,13 @@ export async function parametersMatch(approved: Readonly<Record<string, unknown>
   }
   return true
 }
+
+/**
+ * The `s256` of a parameter sent by digest, hashed the way {@link parametersMatch} hashes the
+ * presented value: a string as its UTF-8 bytes, anything else as its `JSON.stringify`.
+ */
+export function parameterDigest(value: unknown): Promise<string> {
+  const bytes = typeof value === 'string' ? value : JSON.stringify(value)
+  if (bytes === undefined) throw new TypeError('a parameter sent by digest must be a JSON value')
+  return r3Digest(bytes)
+}

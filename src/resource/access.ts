@@ -24,7 +24,17 @@ import type { SessionClaims } from './session-tokens.js'
 export type RouteRequirement =
   | { readonly access: 'agent' }
   | { readonly access: 'person' }
-  | { readonly access: 'auth'; readonly scope: string; readonly account?: string }
+  | {
+      readonly access: 'auth'
+      readonly scope: string
+      readonly account?: string
+      /**
+       * The R3 operation this route is (its `operationId` in `r3.operations`). Omitted: the
+       * operation declared with this request's method and path template, if any. A route with an
+       * operation is enforced by R3 claims and per-call approval (R3 §Resource Enforcement).
+       */
+      readonly operation?: string
+    }
   | { readonly access: 'session' }
 
 /** The person a request acts for: `(ps, sub)` is the identifier; never match `sub` across PSes. */
@@ -58,18 +68,21 @@ export interface ResourceAccess {
     | { readonly type: 'aa-auth+jwt'; readonly claims: AuthTokenClaims; readonly raw: string }
   /** The session, when an `AAuth-Access` token came with the request. */
   readonly session?: SessionClaims
+  /**
+   * Present when this invocation runs under a per-call grant (R3 §Per-Call Proposals): the
+   * proposal's hash and the per-call auth token's `jti`. It runs once; its response is retained.
+   */
+  readonly perCall?: { readonly r3_s256: string; readonly jti: string }
 }
 
-/** The per-call policy's verdict (where R3 per-call step-up plugs in). */
+/**
+ * The resource-wide policy's verdict. Asking the person to approve one call is an R3 per-call
+ * proposal: declare the operation in `r3.operations` with a `perCall` decider.
+ */
 export type PolicyDecision =
   | { readonly decision: 'grant' }
   /** Refused: `403` with problem `denied` (no `Signature-Error`). */
   | { readonly decision: 'deny'; readonly detail?: string }
-  /**
-   * The person must approve this exact call: answered `401 requirement=auth-token` with a
-   * resource token carrying `scope` and `claims` (the parameters to bind).
-   */
-  | { readonly decision: 'requires-approval'; readonly scope?: string; readonly claims?: Record<string, unknown> }
 
 /** What the policy hook sees: the verified request. */
 export interface PolicyInput {
@@ -80,5 +93,5 @@ export interface PolicyInput {
   readonly access: ResourceAccess
 }
 
-/** A per-call policy. */
+/** A resource-wide policy, run on every call once its requirement is met. */
 export type Policy = (input: PolicyInput) => PolicyDecision | Promise<PolicyDecision>

@@ -36,6 +36,8 @@ import {
   AAUTH_ACCESS_HEADER,
   type AAuthContext,
   type EgressFetcher,
+  readR3Operations,
+  sameOperation,
   type IdentifierOptions,
   type IssuerKey,
   type PublicJwk,
@@ -44,6 +46,21 @@ import {
   type TokenContext,
 } from '../protocol/index.js'
 import type { Policy, PolicyDecision, ResourceAccess, RouteRequirement } from './access.js'
+import { bindingOf, createPerCallEngine, type ChallengeBinding, type HeldOutcome, type PerCallEngine } from './per-call.js'
+import { MemoryPerCallStore } from './per-call-store.js'
+import {
+  checkR3Options,
+  classDocument,
+  composeDocument,
+  documentClaims,
+  openApiDocument,
+  operationEntry,
+  R3_PATHS,
+  resolveOperation,
+  serveDocument,
+  type OperationDeclaration,
+  type R3Options,
+} from './r3.js'
 import { handleRevocation, revocationKey, revocationVerifier, type RevocationOptions } from './revocation.js'
 import { SessionTokens } from './session-tokens.js'
 import { MemoryStore, type AAuthStore } from './store.js'
@@ -76,8 +93,15 @@ export interface ResourceOptions extends IdentifierOptions {
   readonly metadata?: Omit<Partial<ResourceMetadata>, 'issuer' | 'jwks_uri' | 'revocation_endpoint' | 'authorization_endpoint'>
   /** Replay cache and revocation records. Default: a bounded {@link MemoryStore}. */
   readonly store?: AAuthStore
-  /** Per-call policy, run once the route's requirement is met. */
+  /** Resource-wide policy, run once the route's requirement is met. */
   readonly policy?: Policy
+  /**
+   * Rich Resource Requests (draft-hardt-aauth-r3): the declared operations, published as
+   * `r3_vocabularies` and an OpenAPI document; auth routes with an operation are challenged with
+   * class R3 documents, enforced by `r3_granted`/`r3_per_call`, and can ask per call for the
+   * person's approval (see `per-call.ts`).
+   */
+  readonly r3?: R3Options
   /** Session tokens for `session` routes and `AAuth-Access`. Default: per-process random key. */
   readonly sessions?: SessionTokens
   /**
@@ -116,8 +140,24 @@ export type ResourceDecision =
       readonly access: ResourceAccess
       /** Headers to add to the handler's response (a rolled `AAuth-Access`). */
       readonly headers: Headers
+      /**
+       * Present when the call runs under a per-call grant (`401` path): the adapter MUST pass the
+       * handler's response (or a copy) here before sending it; it is retained for repeated
+       * presentations of the same auth token (R3-11).
+       */
+      readonly retain?: (response: Response) => Promise<void>
     }
+  /** The handler does not run: send `response` (a refusal, a challenge, or a retained result). */
   | { readonly ok: false; readonly response: Response }
+
+/** Options of {@link Resource.authenticate}. */
+export interface AuthenticateOptions {
+  /**
+   * The adapter can hold this call and run it later through {@link Resource.resume}: a per-call
+   * challenge is then delivered as `202` with a pending URL (unless `r3.perCallDelivery` is `401`).
+   */
+  readonly hold?: boolean
+}
 
 /** A configured resource. */
 export interface Resource {
@@ -127,12 +167,18 @@ export interface Resource {
    * Verifies `request` against `requirement`. `body` is the raw body (needed for
    * `Content-Digest`); when omitted it is read from the request.
    */
-  authenticate(request: Request, requirement: RouteRequirement, body?: Uint8Array): Promise<ResourceDecision>
+  authenticate(request: Request, requirement: RouteRequirement, body?: Uint8Array, options?: AuthenticateOptions): Promise<ResourceDecision>
   /**
    * Serves the core's own endpoints (metadata, JWKS, revocation, authorization); `undefined` for
    * any other request.
    */
   serve(request: Request, body?: Uint8Array): Promise<Response | undefined>
+  /**
+   * Answers a poll of a pending URL of a held per-call invocation (main draft §Deferred
+   * Delivery): `undefined` for any other request; else a response to send, or the held call to
+   * run once through the application (see {@link HeldOutcome}).
+   */
+  resume(request: Request, body?: Uint8Array): Promise<HeldOutcome | undefined>
   /** A session token for the agent of `access`, to send in `AAuth-Access` (resource-managed access). */
   issueSession(access: ResourceAccess, data?: Record<string, unknown>): string
   /** The replay/revocation store (close it on shutdown). */
@@ -183,12 +229,18 @@ export function createResource(options: ResourceOptions): Resource {
   const sessions = options.sessions ?? new SessionTokens({ now })
   const paths = { revocation: options.paths?.revocation ?? '/aauth/revoke', authorization: options.paths?.authorization ?? '/aauth/authorize' }
   const scopeDescriptions = options.metadata?.scope_descriptions
+  if (options.r3 !== undefined) checkR3Options(options.r3)
+  const r3Vocabulary = options.r3?.vocabulary ?? 'urn:aauth:vocabulary:openapi'
+  const openApiPath = options.r3?.openApiPath ?? '/openapi.json'
+  const r3Store = options.r3 === undefined ? undefined : (options.r3.store ?? new MemoryPerCallStore({ now }))
   const metadata: ResourceMetadata = {
     ...options.metadata,
     issuer: options.issuer,
     ...(options.keys === undefined ? {} : { jwks_uri: `${options.issuer}/.well-known/jwks.json` }),
     revocation_endpoint: `${options.issuer}${paths.revocation}`,
     ...(options.keys === undefined ? {} : { authorization_endpoint: `${options.issuer}${paths.authorization}` }),
+    // R3-01: the vocabulary's discovery endpoint.
+    ...(options.r3 === undefined ? {} : { r3_vocabularies: { [r3Vocabulary]: `${options.issuer}${openApiPath}` } }),
   } as ResourceMetadata
   // Four-party: only the access server's auth tokens; three-party: the trusted PSes (or any).
   const authTokenIssuers = options.accessServer !== undefined ? [options.accessServer] : options.personServers
@@ -237,21 +289,22 @@ export function createResource(options: ResourceOptions): Resource {
   }
 
   /** §Resource Token: bound to the presented person or auth token and the signing key. */
-  async function resourceToken(access: ResourceAccess, scope: string, extraClaims?: Record<string, unknown>): Promise<string> {
+  async function resourceToken(access: ResourceAccess | ChallengeBinding, scope: string, extraClaims?: Record<string, unknown>): Promise<string> {
     if (options.keys === undefined) throw new TypeError('this resource has no signing keys: auth routes need options.keys')
-    const person = access.person!
+    const b = 'presentedJti' in access ? access : bindingOf(access)
+    const person = b.person
     return createResourceToken({
       key: options.keys.current,
       issuer: options.issuer,
       aud: options.accessServer ?? person.ps,
       ps: person.ps,
       sub: person.sub,
-      presentedJti: access.token.claims.jti,
-      agentJkt: access.agentJkt,
+      presentedJti: b.presentedJti,
+      agentJkt: b.agentJkt,
       scope,
-      ...(access.mission === undefined ? {} : { missionS256: access.mission }),
+      ...(b.mission === undefined ? {} : { missionS256: b.mission }),
       ...(person.tenant === undefined ? {} : { tenant: person.tenant }),
-      ...(access.account === undefined ? {} : { account: access.account }),
+      ...(b.account === undefined ? {} : { account: b.account }),
       lifetimeSec: lifetime,
       now,
       ...(extraClaims === undefined ? {} : { extraClaims }),
@@ -265,6 +318,53 @@ export function createResource(options: ResourceOptions): Resource {
   }
 
   const personChallenge = (detail: string) => challenge(401, REQUIREMENT({ requirement: 'person-token' }, idOpts), detail)
+
+  const classCache = new Map<string, { bytes: Uint8Array; s256: string } | null>()
+  const perCall: PerCallEngine | undefined =
+    options.r3 === undefined
+      ? undefined
+      : createPerCallEngine({
+          issuer: options.issuer,
+          r3: options.r3,
+          vocabulary: r3Vocabulary,
+          store: r3Store!,
+          now,
+          mint: (binding, scope, claims) => resourceToken(binding, scope, claims),
+          challenge: (rt, detail) => challenge(401, REQUIREMENT({ requirement: 'auth-token', resourceToken: rt }, idOpts), detail),
+          audienceOf: (person) => options.accessServer ?? person.ps,
+        })
+
+  /** The `r3_uri`/`r3_s256` of the document `build` gives, published for the PS (and AS) of `access`. */
+  function r3Claims(access: ResourceAccess, key: string, build: () => ReturnType<typeof classDocument>) {
+    const person = access.person!
+    const ctx = { issuer: options.issuer, store: r3Store!, now, cache: classCache }
+    return documentClaims(ctx, key, build, [options.accessServer ?? person.ps, person.ps])
+  }
+
+  /** R3-03: the auth-token challenge of an R3 route references the class document of its scope. */
+  async function classChallenge(access: ResourceAccess, scope: string, account: string | undefined): Promise<Response> {
+    const claims = await r3Claims(access, `scope\u0000${scope}\u0000${account ?? ''}`, () => classDocument(options.r3!.operations, r3Vocabulary, scope, account))
+    return authTokenChallenge(access, scope, 401, claims)
+  }
+
+  /**
+   * R3-02 (R3 §Authorization Endpoint Extensions, §Operation Validation): the operations an agent
+   * declares in `r3_operations`, checked against the declarations and composed into one
+   * document; a problem for an unadvertised vocabulary or an undeclared operation.
+   */
+  function requestedOperations(value: unknown): readonly OperationDeclaration[] | ProblemError {
+    const req = readR3Operations(value)
+    if (options.r3 === undefined) return new ProblemError('invalid_request', 'this resource takes no r3_operations')
+    if (req === undefined || req.operations.length === 0) return new ProblemError('invalid_request', 'r3_operations must be {vocabulary, operations[]} with at least one operation')
+    if (req.vocabulary !== r3Vocabulary) return new ProblemError('invalid_request', `vocabulary ${req.vocabulary} is not advertised in r3_vocabularies`)
+    const found: OperationDeclaration[] = []
+    for (const o of req.operations) {
+      const op = options.r3.operations.find((d) => sameOperation(operationEntry(d), o))
+      if (op === undefined) return new ProblemError('invalid_request', `operation ${JSON.stringify(o)} is not in this resource's ${r3Vocabulary} definition`)
+      if (!found.includes(op)) found.push(op)
+    }
+    return found
+  }
 
   function trustedPs(ps: string): boolean {
     return options.personServers === undefined || options.personServers.includes(ps)
@@ -302,19 +402,17 @@ export function createResource(options: ResourceOptions): Resource {
         return undefined
       case 'deny':
         return problemResponse(new ProblemError('denied', decision.detail ?? 'this request is not allowed'))
-      case 'requires-approval':
-        if (access.person === undefined) return personChallenge('this call needs the approval of the person the agent acts for')
-        return authTokenChallenge(access, decision.scope ?? [...access.scopes].join(' '), 401, decision.claims)
     }
   }
 
-  async function authenticate(request: Request, requirement: RouteRequirement, given?: Uint8Array): Promise<ResourceDecision> {
+  async function authenticate(request: Request, requirement: RouteRequirement, given?: Uint8Array, o: AuthenticateOptions = {}): Promise<ResourceDecision> {
     const body = given ?? (await bodyOf(request, undefined))
     const v = await verify(request, body)
     if (v instanceof Response) return { ok: false, response: v }
     if (v.ctx.scheme !== 'jwt') return { ok: false, response: signatureErrorResponse(new SignatureError('unsupported_scheme', 'this resource takes agent, person and auth tokens', { acceptSignatureScheme: ['jwt'] })) }
     const raw = v.ctx.token
     let access = accessOf(v.ctx, v.jkt, requirement.access, raw)
+    let retain: ((response: Response) => Promise<void>) | undefined
     const fail = (response: Response): ResourceDecision => ({ ok: false, response })
     if (access.person !== undefined && !trustedPs(access.person.ps)) {
       return fail(problemResponse(new ProblemError('denied', `tokens from ${access.person.ps} are not accepted here`)))
@@ -331,7 +429,28 @@ export function createResource(options: ResourceOptions): Resource {
         if (access.person === undefined) return fail(personChallenge('a person token is required before authorization'))
         const wanted = scopeSet(requirement.scope)
         const covered = access.token.type === 'aa-auth+jwt' && [...wanted].every((s) => access.scopes.has(s)) && (requirement.account === undefined || access.account === requirement.account)
-        if (!covered) return fail(await authTokenChallenge(access, requirement.scope))
+        const op = options.r3 === undefined ? undefined : resolveOperation(options.r3.operations, request.method, new URL(request.url).pathname, requirement.operation)
+        if (op === undefined) {
+          if (!covered) return fail(await authTokenChallenge(access, requirement.scope))
+          // A per-call grant is for its one operation only: any other call is challenged afresh.
+          const uri = access.token.type === 'aa-auth+jwt' ? (access.token.claims as unknown as { r3_uri?: unknown }).r3_uri : undefined
+          if (typeof uri === 'string' && perCall?.isProposalUri(uri) === true) return fail(await authTokenChallenge(access, requirement.scope))
+          break
+        }
+        const out = await perCall!.authorize({
+          request,
+          body,
+          json: await parsedJson(request, body),
+          access,
+          op,
+          scope: requirement.scope,
+          covered,
+          hold: o.hold === true,
+          classChallenge: () => classChallenge(access, requirement.scope, requirement.account),
+        })
+        if (!out.ok) return fail(out.response)
+        access = out.access
+        retain = out.retain
         break
       }
       case 'session': {
@@ -352,9 +471,13 @@ export function createResource(options: ResourceOptions): Resource {
     }
     if (options.policy !== undefined) {
       const denied = await applyPolicy(request, body, access)
-      if (denied !== undefined) return fail(denied)
+      if (denied !== undefined) {
+        // A per-call grant already claimed: its outcome is this refusal, retained like a result.
+        if (retain !== undefined) await retain(denied.clone())
+        return fail(denied)
+      }
     }
-    return { ok: true, access, headers: new Headers() }
+    return { ok: true, access, headers: new Headers(), ...(retain === undefined ? {} : { retain }) }
   }
 
   async function authorizationEndpoint(request: Request, body: Uint8Array): Promise<Response> {
@@ -362,7 +485,11 @@ export function createResource(options: ResourceOptions): Resource {
     if (!d.ok) return d.response
     if (d.access.token.type !== 'aa-person+jwt') return personChallenge('the authorization endpoint takes a person token')
     const json = await parsedJson(request, body)
-    const scope = (json as { scope?: unknown } | undefined)?.scope
+    const r3Requested = (json as { r3_operations?: unknown } | undefined)?.r3_operations
+    const ops = r3Requested === undefined ? undefined : requestedOperations(r3Requested)
+    if (ops instanceof ProblemError) return problemResponse(ops)
+    // With r3_operations alone, the scope is that of the operations declared.
+    const scope = (json as { scope?: unknown } | undefined)?.scope ?? (ops === undefined ? undefined : [...new Set(ops.map((o) => o.scope))].join(' '))
     const account = (json as { account?: unknown } | undefined)?.account
     if (typeof scope !== 'string' || scope.trim() === '' || (account !== undefined && typeof account !== 'string')) {
       return problemResponse(new ProblemError('invalid_request', 'scope (a space-separated string) is required; account must be a string'))
@@ -379,17 +506,48 @@ export function createResource(options: ResourceOptions): Resource {
         return Response.json(outcome.body ?? { status: 'authorized', scope }, { headers: { [AAUTH_ACCESS_HEADER]: sessions.issue(d.access.agentJkt, outcome.data ?? {}), 'cache-control': 'no-store' } })
       case 'resource-token': {
         const access = account === undefined ? d.access : { ...d.access, account }
-        return Response.json({ resource_token: await resourceToken(access, outcome.scope ?? scope) }, { headers: { 'cache-control': 'no-store' } })
+        const r3 =
+          ops === undefined
+            ? undefined
+            : await r3Claims(access, `ops\u0000${ops.map((o) => o.operationId).join('\u0000')}\u0000\u0000${account ?? ''}`, () => composeDocument(ops, r3Vocabulary, account))
+        return Response.json({ resource_token: await resourceToken(access, outcome.scope ?? scope, r3) }, { headers: { 'cache-control': 'no-store' } })
       }
     }
   }
 
   let revoker: RequestVerifier | undefined
+  let r3Fetcher: RequestVerifier | undefined
+  let openApi: string | undefined
+
+  async function resume(request: Request, given?: Uint8Array): Promise<HeldOutcome | undefined> {
+    const path = new URL(request.url).pathname
+    if (perCall === undefined || !perCall.isPendingPath(path)) return undefined
+    const answer = (response: Response): HeldOutcome => ({ kind: 'response', response })
+    if (request.method !== 'GET') return answer(new Response(null, { status: 405, headers: { allow: 'GET' } }))
+    // DEF-02: every poll is a signed request from the agent that made the call.
+    const v = await verify(request, await bodyOf(request, given))
+    if (v instanceof Response) return answer(v)
+    if (v.ctx.scheme !== 'jwt') return answer(signatureErrorResponse(new SignatureError('unsupported_scheme', 'pending URLs are polled by the agent', { acceptSignatureScheme: ['jwt'] })))
+    const access = accessOf(v.ctx, v.jkt, 'auth', v.ctx.token)
+    if (access.person !== undefined && !trustedPs(access.person.ps)) return answer(problemResponse(new ProblemError('denied', `tokens from ${access.person.ps} are not accepted here`)))
+    return perCall.poll(path, access)
+  }
 
   async function serve(request: Request, given?: Uint8Array): Promise<Response | undefined> {
     const path = new URL(request.url).pathname
     if (request.method === 'GET' && path === `/.well-known/${DWK.resource}`) return Response.json(metadata, { headers: { 'cache-control': 'max-age=300' } })
     if (request.method === 'GET' && path === '/.well-known/jwks.json' && options.keys !== undefined) return Response.json(options.keys.jwks(), { headers: { 'cache-control': 'max-age=300' } })
+    if (options.r3 !== undefined) {
+      if (request.method === 'GET' && path === openApiPath) {
+        openApi ??= JSON.stringify(openApiDocument(options.r3.operations, options.r3.title ?? (typeof options.metadata?.name === 'string' ? options.metadata.name : options.issuer)))
+        return new Response(openApi, { headers: { 'content-type': 'application/json', 'cache-control': 'max-age=300' } })
+      }
+      // R3-05: R3 documents only to the servers entitled to them.
+      if (path.startsWith(R3_PATHS.document)) {
+        r3Fetcher ??= revocationVerifier({ audience: options.issuer, jwks, store, now, idOpts })
+        return serveDocument(asSigned(request), await bodyOf(request, given), { verifier: r3Fetcher, store: r3Store! })
+      }
+    }
     if (path === paths.revocation) {
       if (request.method !== 'POST') return new Response(null, { status: 405, headers: { allow: 'POST' } })
       revoker ??= revocationVerifier({ audience: options.issuer, jwks, store, now, idOpts })
@@ -407,6 +565,7 @@ export function createResource(options: ResourceOptions): Resource {
     metadata,
     authenticate,
     serve,
+    resume,
     issueSession: (access, data) => sessions.issue(access.agentJkt, data),
     store,
   }

@@ -16,6 +16,12 @@
  *   `express.json({ verify: keepRawBody })` (or `express.raw()`); a parsed body without them is
  *   refused with a clear `500`, never verified against a re-serialization.
  *
+ * R3 per-call approval (draft-hardt-aauth-r3 §Per-Call Proposals) uses the `401` delivery only:
+ * holding a call and re-dispatching it through an Express app later is impractical (the request
+ * stream and the router state are gone), so the agent retries the call with its per-call auth
+ * token; the resource checks the parameters against the approved ones, runs the handler once,
+ * and retains the response (captured from `res.write`/`res.end`) for repeated presentations.
+ *
  * @module
  */
 
@@ -92,6 +98,35 @@ async function send(res: ExpressResponse, response: Response): Promise<void> {
 
 const AGENT: RouteRequirement = { access: 'agent' }
 
+/** Passes the response the handler writes to `retain` once it is sent (R3-11). */
+function retainResponse(res: ExpressResponse, retain: (response: Response) => Promise<void>): void {
+  const chunks: Buffer[] = []
+  const keep = (chunk: unknown, encoding: unknown): void => {
+    if (chunk === undefined || chunk === null || typeof chunk === 'function') return
+    chunks.push(Buffer.isBuffer(chunk) ? chunk : typeof chunk === 'string' ? Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8') : Buffer.from(chunk as Uint8Array))
+  }
+  const write = res.write.bind(res) as (...args: unknown[]) => boolean
+  const end = res.end.bind(res) as (...args: unknown[]) => ExpressResponse
+  res.write = ((...args: unknown[]) => {
+    keep(args[0], args[1])
+    return write(...args)
+  }) as typeof res.write
+  res.end = ((...args: unknown[]) => {
+    keep(args[0], args[1])
+    return end(...args)
+  }) as typeof res.end
+  res.once('finish', () => {
+    const headers = new Headers()
+    for (const [name, value] of Object.entries(res.getHeaders())) {
+      if (value === undefined) continue
+      for (const v of Array.isArray(value) ? value : [String(value)]) headers.append(name, v)
+    }
+    const status = res.statusCode
+    const body = status === 204 || status === 304 ? null : (new Uint8Array(Buffer.concat(chunks)) as BufferSource)
+    void retain(new Response(body, { status, headers })).catch(() => undefined)
+  })
+}
+
 /**
  * The AAuth middleware for Express 5.
  *
@@ -113,6 +148,7 @@ export function aauth(resource: Resource, requirement: ExpressRequirement = AGEN
       if (!decision.ok) return send(res, decision.response)
       req.aauth = decision.access
       decision.headers.forEach((value, name) => res.setHeader(name, value))
+      if (decision.retain !== undefined) retainResponse(res, decision.retain)
       next()
     })().catch(next)
   }

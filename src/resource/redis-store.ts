@@ -15,6 +15,7 @@
 
 import { createHash } from 'node:crypto'
 import { AAuthError } from '../protocol/index.js'
+import type { PerCallStore } from './per-call-store.js'
 import type { AAuthStore } from './store.js'
 
 /**
@@ -24,7 +25,8 @@ import type { AAuthStore } from './store.js'
  * command touches one key) or a sentinel client.
  */
 export interface RedisStoreClient {
-  set(key: string, value: string, options: { condition: 'NX'; expiration?: { type: 'PXAT'; value: number } }): Promise<unknown>
+  set(key: string, value: string, options: { condition?: 'NX'; expiration?: { type: 'PXAT'; value: number } }): Promise<unknown>
+  get(key: string): Promise<unknown>
   exists(key: string): Promise<unknown>
   eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>
   evalSha(sha1: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>
@@ -90,6 +92,9 @@ interface OwnedClient extends RedisStoreClient {
  *   whether a live entry existed, `increment` answers 1). `Infinity` is "never expires".
  * - Every failure of Redis (unreachable, timeout, closed store) rejects with an
  *   {@link AAuthError} `server_error`, so the resource fails closed with a 500.
+ * - It is also a {@link PerCallStore} (R3 documents, per-call proposals and held calls, claims,
+ *   retained results): values at `prefix + 'v:' + key`, `setIfAbsent` is `SET NX PXAT`. Pass the
+ *   same store as `r3.store` so that a poll or a retry reaching another instance finds the call.
  *
  * @example
  * ```ts
@@ -101,11 +106,12 @@ interface OwnedClient extends RedisStoreClient {
  * await store.close()
  * ```
  */
-export class RedisStore implements AAuthStore {
+export class RedisStore implements AAuthStore, PerCallStore {
   readonly #client: RedisStoreClient
   readonly #owned: OwnedClient | undefined
   readonly #keys: string
   readonly #counters: string
+  readonly #values: string
   #closed = false
 
   private constructor(client: RedisStoreClient, owned: OwnedClient | undefined, prefix: string) {
@@ -113,6 +119,7 @@ export class RedisStore implements AAuthStore {
     this.#owned = owned
     this.#keys = `${prefix}k:`
     this.#counters = `${prefix}n:`
+    this.#values = `${prefix}v:`
   }
 
   /**
@@ -227,6 +234,39 @@ export class RedisStore implements AAuthStore {
       const n = Number(reply)
       if (!Number.isSafeInteger(n)) throw new TypeError(`unexpected reply to INCR: ${String(reply)}`)
       return n
+    } catch (e) {
+      throw unavailable(e)
+    }
+  }
+
+  /** {@link PerCallStore}: stores `value` under `key` until `expiresAt` (epoch ms), replacing it. */
+  async set(key: string, value: string, expiresAt: number): Promise<void> {
+    const at = expiry(expiresAt)
+    try {
+      if (at !== undefined && at <= Date.now()) return
+      await this.#client.set(this.#values + key, value, at === undefined ? {} : { expiration: { type: 'PXAT', value: at } })
+    } catch (e) {
+      throw unavailable(e)
+    }
+  }
+
+  /** {@link PerCallStore}: the live value under `key`. */
+  async get(key: string): Promise<string | undefined> {
+    try {
+      const v = await this.#client.get(this.#values + key)
+      return typeof v === 'string' ? v : undefined
+    } catch (e) {
+      throw unavailable(e)
+    }
+  }
+
+  /** {@link PerCallStore}: `SET key value NX PXAT expiresAt`; `true` when it stored. */
+  async setIfAbsent(key: string, value: string, expiresAt: number): Promise<boolean> {
+    const at = expiry(expiresAt)
+    try {
+      if (at !== undefined && at <= Date.now()) return false
+      const reply = await this.#client.set(this.#values + key, value, at === undefined ? { condition: 'NX' } : { condition: 'NX', expiration: { type: 'PXAT', value: at } })
+      return reply !== null
     } catch (e) {
       throw unavailable(e)
     }

@@ -22,8 +22,12 @@ import {
   JwksCache,
   parseAAuthAuthorization,
   pendingResponse,
+  PER_CALL,
   problemResponse,
   ProblemError,
+  r3Digest,
+  sendServerSigned,
+  X_AAUTH_ACCESS_MODE,
   serializeRequirement,
   SignatureError,
   signatureErrorResponse,
@@ -127,6 +131,29 @@ export interface TestPersonServer {
   dropMission: boolean
   /** Agent-token revocations received: the verified caller, and the body. */
   readonly revocations: { issuer: string; dwk: string; jti: unknown; exp: unknown }[]
+  /** R3 documents fetched for resource tokens carrying `r3_uri` (what the person was shown). */
+  readonly r3Documents: Record<string, unknown>[]
+}
+
+/**
+ * The R3 claims this test PS puts in an auth token for an R3 resource token: it fetches `r3_uri`
+ * signed as itself, checks `r3_s256`, grants a proposal's operation, and a class document's
+ * operations with those marked per-call in `r3_per_call` (R3 §R3 Processing, §Auth Token Extensions).
+ */
+async function r3Grant(ps: TestPersonServer, uri: string, s256: string, issuer: string, key: IssuerKey): Promise<Record<string, unknown>> {
+  const res = await sendServerSigned({ url: uri, method: 'GET', issuer, dwk: 'aauth-person.json', key, ...LOOPBACK })
+  const bytes = new Uint8Array(await res.arrayBuffer())
+  if (res.status !== 200 || (await r3Digest(bytes)) !== s256) throw new ProblemError('invalid_resource_token', 'the R3 document does not match r3_s256')
+  const doc = JSON.parse(new TextDecoder().decode(bytes)) as { vocabulary: string; operations: Record<string, unknown>[]; parameters?: unknown }
+  ps.r3Documents.push(doc)
+  const perCall = doc.parameters === undefined ? doc.operations.filter((o) => o[X_AAUTH_ACCESS_MODE] === PER_CALL) : []
+  const strip = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([k]) => !k.startsWith('x-')))
+  return {
+    r3_uri: uri,
+    r3_s256: s256,
+    r3_granted: { vocabulary: doc.vocabulary, operations: doc.operations.filter((o) => !perCall.includes(o)).map(strip) },
+    ...(perCall.length === 0 ? {} : { r3_per_call: { vocabulary: doc.vocabulary, operations: perCall.map(strip) } }),
+  }
 }
 
 export async function startPersonServer(): Promise<TestPersonServer> {
@@ -146,6 +173,7 @@ export async function startPersonServer(): Promise<TestPersonServer> {
     revocation: true,
     dropMission: false,
     revocations: [],
+    r3Documents: [],
     async decide(approve) {
       for (const p of pending.values()) {
         if (p.state !== 'pending' && p.state !== 'interacting') continue
@@ -205,6 +233,7 @@ export async function startPersonServer(): Promise<TestPersonServer> {
         if (presented['jti'] !== rt['presented_jti']) throw new ProblemError('invalid_resource_token', 'presented_jti does not name the presented token')
         const b = ps.behaviour
         const wrongKey = b.kind === 'wrong-agent' ? (await generateKeyPair()).publicJwk : undefined
+        const r3 = typeof rt['r3_uri'] === 'string' ? await r3Grant(ps, rt['r3_uri'], String(rt['r3_s256']), origin, key) : undefined
         const issue = async () => ({
           auth_token: await createAuthToken({
             key,
@@ -217,6 +246,7 @@ export async function startPersonServer(): Promise<TestPersonServer> {
             lifetimeSec: Math.min(ps.lifetimeSec, Number(presented['exp']) - Math.floor(Date.now() / 1000)),
             ...(typeof rt['scope'] === 'string' ? { scope: rt['scope'] } : {}),
             ...(typeof rt['mission_s256'] === 'string' ? { missionS256: rt['mission_s256'] } : {}),
+            ...(r3 === undefined ? {} : { extraClaims: r3 }),
             ...LOOPBACK,
           }),
           expires_in: ps.lifetimeSec,

@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { AgentCredentials, createAgentClient, type AgentStep } from '../../src/agent/index.js'
-import type { Policy, RouteRequirement } from '../../src/resource/index.js'
+import type { Policy, ResourceOptions, RouteRequirement } from '../../src/resource/index.js'
 import {
   createSigner,
   decodeJwt,
@@ -49,7 +49,7 @@ const ROUTES: Record<string, RouteRequirement> = {
   '/flights': { access: 'auth', scope: 'flights.read' },
   '/bookings': { access: 'auth', scope: 'bookings.write' },
   '/policy/deny': { access: 'agent' },
-  '/policy/approve': { access: 'person' },
+  '/policy/approve': { access: 'auth', scope: 'payments.send', operation: 'pay' },
   '/session': { access: 'session' },
 }
 
@@ -82,19 +82,35 @@ interface World {
 
 let I: Issuers
 
-const policyFor = (seen: World['policySeen']): Policy => ({ method, path, body, access }) => {
+const policyFor = (seen: World['policySeen']): Policy => ({ method, path, body }) => {
   if (!path.startsWith('/policy/')) return { decision: 'grant' }
   seen.push({ method, path, body })
   if (path === '/policy/deny') return { decision: 'deny', detail: 'this agent may not do that' }
-  if (access.scopes.has('payments.send')) return { decision: 'grant' }
-  return { decision: 'requires-approval', scope: 'payments.send', claims: { amount: (body as { amount?: unknown } | undefined)?.amount } }
+  return { decision: 'grant' }
+}
+
+/** R3: `/policy/approve` is operation `pay`; every payment needs the person's approval of its amount. */
+const R3_PAY: ResourceOptions['r3'] = {
+  operations: [
+    {
+      operationId: 'pay',
+      method: 'POST',
+      path: '/policy/approve',
+      scope: 'payments.send',
+      display: { summary: 'Send payments' },
+      perCall: ({ body }) => {
+        const amount = (body as { amount?: unknown } | undefined)?.amount
+        return { parameters: { amount }, display: { summary: `Pay ${String(amount)}`, amount } }
+      },
+    },
+  ],
 }
 
 async function world(kind: AdapterKind): Promise<World> {
   const policySeen: World['policySeen'] = []
   const keys = await resourceKeys()
   const [main, trusted, fourParty, proxy, limited] = await Promise.all([
-    startApp(kind, { routes: ROUTES, options: () => ({ keys, metadata: { name: 'Flights', scope_descriptions: SCOPES }, policy: policyFor(policySeen) }) }),
+    startApp(kind, { routes: ROUTES, options: () => ({ keys, metadata: { name: 'Flights', scope_descriptions: SCOPES }, policy: policyFor(policySeen), r3: R3_PAY }) }),
     startApp(kind, { routes: ROUTES, options: () => ({ keys, personServers: [I.ps.issuer] }) }),
     startApp(kind, { routes: ROUTES, options: () => ({ keys, accessServer: I.as.issuer }) }),
     startApp(kind, { routes: ROUTES, options: () => ({ authority: 'api.example' }) }),
@@ -443,17 +459,31 @@ const CASES: Case[] = [
     },
   },
   {
-    name: 'policy requires-approval: 401 auth-token whose resource token binds the call (policy claims); the approved call is served',
+    name: 'R3-10 / R3-11 per-call approval on the 401 path: the call is challenged with a proposal bound to the auth token; the approved retry runs once, a repeat gets the retained result',
     run: async ({ main, policySeen }) => {
       const agent = await newAgent()
       const pt = await personToken(I.ps, main.origin, agent, { sub: 'user-p' })
+      // R3-03: the class challenge references the class document of the scope.
       const a = await refused(main, send(`${main.origin}/policy/approve`, { signer: agent.signer, token: pt }, { json: { amount: 42 } }), { status: 401, requirement: 'auth-token' })
-      expect(policySeen.at(-1)).toEqual({ method: 'POST', path: '/policy/approve', body: { amount: 42 } })
-      const rt = await challenge(main, a, agent, I.ps.issuer)
-      expect(rt).toMatchObject({ scope: 'payments.send', amount: 42, presented_jti: jti(pt), sub: 'user-p' })
+      const classRt = await challenge(main, a, agent, I.ps.issuer)
+      expect(classRt).toMatchObject({ scope: 'payments.send', presented_jti: jti(pt), r3_uri: `${main.origin}/aauth/r3/${String(classRt['r3_s256'])}` })
       const at = await authToken(I.ps, main.origin, agent, { sub: 'user-p', scope: 'payments.send' })
-      const run = await served(main, send(`${main.origin}/policy/approve`, { signer: agent.signer, token: at }, { json: { amount: 42 } }))
+      const b = await refused(main, send(`${main.origin}/policy/approve`, { signer: agent.signer, token: at }, { json: { amount: 42 } }), { status: 401, requirement: 'auth-token' })
+      // R3-15: presented_jti is the auth token the call carried.
+      const rt = await challenge(main, b, agent, I.ps.issuer)
+      expect(rt).toMatchObject({ scope: 'payments.send', presented_jti: jti(at), sub: 'user-p', r3_uri: `${main.origin}/aauth/r3/call/${String(rt['r3_s256'])}` })
+      const grant = { r3_uri: rt['r3_uri'], r3_s256: rt['r3_s256'], r3_granted: { vocabulary: 'urn:aauth:vocabulary:openapi', operations: [{ operationId: 'pay' }] } }
+      const perCall = await authToken(I.ps, main.origin, agent, { sub: 'user-p', scope: 'payments.send', extra: grant })
+      await refused(main, send(`${main.origin}/policy/approve`, { signer: agent.signer, token: perCall }, { json: { amount: 43 } }), { status: 403, problem: 'denied' })
+      const run = await served(main, send(`${main.origin}/policy/approve`, { signer: agent.signer, token: perCall }, { json: { amount: 42 } }))
       expect(run.body).toEqual({ amount: 42 })
+      expect(policySeen.at(-1)).toEqual({ method: 'POST', path: '/policy/approve', body: { amount: 42 } })
+      expect(run.access?.perCall).toEqual({ r3_s256: rt['r3_s256'], jti: jti(perCall) })
+      const runs = main.runs.length
+      const again = await send(`${main.origin}/policy/approve`, { signer: agent.signer, token: perCall }, { json: { amount: 42 } })
+      expect(again.res.status).toBe(200)
+      expect(await again.res.json()).toMatchObject({ ok: true, body: { amount: 42 } })
+      expect(main.runs.length).toBe(runs)
     },
   },
 
@@ -519,6 +549,8 @@ const CASES: Case[] = [
         jwks_uri: `${main.origin}/.well-known/jwks.json`,
         revocation_endpoint: `${main.origin}/aauth/revoke`,
         authorization_endpoint: `${main.origin}/aauth/authorize`,
+        // R3-01: the OpenAPI vocabulary and its discovery endpoint.
+        r3_vocabularies: { 'urn:aauth:vocabulary:openapi': `${main.origin}/openapi.json` },
       })
       const jwks = (await (await fetch(`${main.origin}/.well-known/jwks.json`)).json()) as { keys: Record<string, unknown>[] }
       expect(jwks.keys.length).toBeGreaterThan(0)

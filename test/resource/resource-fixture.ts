@@ -199,6 +199,10 @@ export interface AuthTokenInput extends PersonTokenInput {
   readonly scope?: string
   /** The PS the person belongs to; default `issuer` (three-party). */
   readonly ps?: string
+  /** Further claims (e.g. R3's `r3_uri`, `r3_s256`, `r3_granted`). */
+  readonly extra?: Record<string, unknown>
+  /** Lifetime in seconds. */
+  readonly lifetimeSec?: number
 }
 
 /** An auth token from a PS (three-party) or an AS (four-party, `ps` set). */
@@ -215,6 +219,8 @@ export function authToken(issuer: LoopIssuer, aud: string, agent: Agent, o: Auth
     ...(o.scope === undefined ? {} : { scope: o.scope }),
     ...(o.mission === undefined ? {} : { missionS256: o.mission }),
     ...(o.now === undefined ? {} : { now: o.now }),
+    ...(o.extra === undefined ? {} : { extraClaims: o.extra }),
+    ...(o.lifetimeSec === undefined ? {} : { lifetimeSec: o.lifetimeSec }),
     ...LOOPBACK,
   })
 }
