@@ -53,8 +53,10 @@ import { REFRESH_MARGIN_SEC } from './agent-credentials.js'
 import { pollDeferred, type DeferredCallbacks, type InteractionPrompt, type PollContext } from './deferred-poller.js'
 import { AgentError, readFailure } from './errors.js'
 import { PersonServerClient } from './person-server-client.js'
+import { completeMission, proposeMission, updateMission, type ApprovedMission, type MissionCallContext, type MissionCallOptions, type MissionProposal } from './missions.js'
 import { SignedTransport, type AgentStep, type Presentation, type SignedTransportOptions } from './signed-transport.js'
 import { TokenStore, type HeldToken } from './token-store.js'
+import type { TokenMediator } from './sub-agents.js'
 import { BoundedCache } from '../lib/bounded-cache.js'
 import { deadlineSignal } from '../lib/deadline.js'
 
@@ -106,6 +108,22 @@ export interface AgentClientOptions extends DeferredCallbacks, IdentifierOptions
   readonly relayInteraction?: boolean
   /** Default `justification` sent with auth-token requests (Markdown). */
   readonly justification?: string
+  /**
+   * A sub-agent's parent (main draft §Parent-Mediated Authorization; SUB-01): person and auth
+   * tokens are asked of it instead of the PS, which this client then never calls.
+   */
+  readonly mediator?: TokenMediator
+  /**
+   * Call chaining (main draft §Call Chaining): the token the caller presented to this intermediary,
+   * sent as `upstream_token` with every token request (to `personServer`, the PS it names).
+   */
+  readonly upstreamToken?: string
+  /**
+   * Share one signer-side transport between clients of the same key (an intermediary's client per
+   * caller): identical requests in one second then stay distinct for replay caches. Its own
+   * `fetch`, `now` and `onStep` apply; this client's are ignored.
+   */
+  readonly transport?: SignedTransport
 }
 
 /** Per-call options, passed as `init.aauth`. */
@@ -193,6 +211,35 @@ export interface AgentClient {
   personToken(resource: string, options?: { mission?: string; deadline?: number; signal?: AbortSignal }): Promise<HeldToken>
   /** The person server client, for the endpoints the flow engine does not drive itself. */
   personServer(): Promise<PersonServerClient>
+  /**
+   * Proposes a mission at the PS `mission_endpoint` and waits for the person (main draft §Mission
+   * Creation, AG-MIS-01). The answer's `s256` is checked against the blob's bytes (AG-MIS-02), and
+   * the person tokens it carries are held, so a `fetch` with `aauth.mission = s256` presents them.
+   *
+   * @throws {AgentError} `unexpected_response` (a digest that does not match, a malformed answer),
+   *   `requirement_unsatisfiable` (the PS publishes no `mission_endpoint`), `token_rejected`.
+   * @throws {ProblemError} the PS's refusal (`denied`, `invalid_request`, …).
+   */
+  proposeMission(proposal: MissionProposal, options?: MissionCallOptions): Promise<ApprovedMission>
+  /**
+   * Records a change in the work (main draft §Mission Update, AG-MIS-04); resolves with the
+   * accepted update's digest.
+   *
+   * @throws {MissionTerminatedError} (a {@link ProblemError} `mission_terminated`) with `terminationReason` (AG-MIS-05).
+   */
+  updateMission(s256: string, description: string, options?: MissionCallOptions): Promise<{ s256: string }>
+  /**
+   * Proposes that the mission is finished and waits for the person's acceptance (main draft
+   * §Mission Completion, AG-MIS-04).
+   *
+   * @throws {MissionTerminatedError} (a {@link ProblemError} `mission_terminated`) with `terminationReason` (AG-MIS-05).
+   */
+  completeMission(s256: string, summary: string, options?: MissionCallOptions): Promise<void>
+  /**
+   * POSTs `body` to one of the PS token endpoints signed with this agent's token, polling a `202`
+   * to its end like the flow engine does (a parent asking for its sub-agent, {@link TokenMediator}).
+   */
+  requestToken(endpoint: 'person_token_endpoint' | 'auth_token_endpoint', body: Record<string, unknown>, o?: { deadline?: number; signal?: AbortSignal }): Promise<Record<string, unknown>>
   readonly credentials: AgentCredentials
 }
 
@@ -305,7 +352,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
   const idOpts: IdentifierOptions = { allowInsecureLoopback: options.allowInsecureLoopback === true }
   const egress = options.egress ?? createEgressFetcher(idOpts)
   const jwks = options.jwks ?? new JwksCache({ fetcher: egress, now, ...idOpts })
-  const transport = new SignedTransport({
+  const transport = options.transport ?? new SignedTransport({
     ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
     now,
     ...(options.onStep === undefined ? {} : { onStep: options.onStep }),
@@ -403,17 +450,26 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       resource,
       ...(mission === undefined ? {} : { mission_s256: mission }),
       ...(capabilities.length === 0 ? {} : { capabilities }),
+      ...(options.upstreamToken === undefined ? {} : { upstream_token: options.upstreamToken }),
     }
-    const json = await ps.post('person_token_endpoint', body, pinned(cred), pollContext(o.deadline ?? now() + (options.timeoutMs ?? 600_000), o.signal))
+    // A sub-agent never calls the PS: its parent asks with subagent_token (SUB-01, SUB-02).
+    const json = options.mediator !== undefined
+      ? await options.mediator.personToken({ subagentToken: cred.agentToken, resource, ...(mission === undefined ? {} : { mission }), ...(o.signal === undefined ? {} : { signal: o.signal }) })
+      : await ps.post('person_token_endpoint', body, pinned(cred), pollContext(o.deadline ?? now() + (options.timeoutMs ?? 600_000), o.signal))
     const token = json['person_token']
     if (typeof token !== 'string') throw new AgentError('unexpected_response', 'person server answered without person_token', { url: ps.issuer })
+    return holdPersonToken(token, resource, mission, cred, ps.issuer)
+  }
+
+  /** Verifies a person token from `issuer` for `resource` (and `mission`) and holds it for later calls. */
+  async function holdPersonToken(token: string, resource: string, mission: string | undefined, cred: AgentCredential, issuer: string): Promise<HeldToken> {
     let claims: Record<string, unknown>
     try {
       claims = (await verifyPersonToken(token, { ...verifyOpts, audience: resource })) as unknown as Record<string, unknown>
     } catch (cause) {
-      throw new AgentError('token_rejected', `the person token from ${ps.issuer} does not verify for ${resource}: ${(cause as Error).message}`, { cause })
+      throw new AgentError('token_rejected', `the person token from ${issuer} does not verify for ${resource}: ${(cause as Error).message}`, { cause })
     }
-    if (claims['iss'] !== ps.issuer) throw new AgentError('token_rejected', `the person token was issued by ${String(claims['iss'])}, not ${ps.issuer}`)
+    if (claims['iss'] !== issuer) throw new AgentError('token_rejected', `the person token was issued by ${String(claims['iss'])}, not ${issuer}`)
     if (!(await cnfMatches(claims, cred.jkt))) throw new AgentError('token_rejected', 'the person token is bound to another key than this agent’s')
     if ((claims['mission_s256'] ?? undefined) !== mission) throw new AgentError('token_rejected', `the person token does not carry the mission asked for (${mission ?? 'none'})`)
     const t = held('person', token, claims)
@@ -423,8 +479,26 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     return t
   }
 
+  /** What the mission calls need from this client (src/agent/missions.ts). */
+  async function missionCalls(o: { deadline?: number; signal?: AbortSignal } = {}): Promise<MissionCallContext> {
+    const cred = await credentials.current()
+    const ps = await personServer()
+    return {
+      ps,
+      present: pinned(cred),
+      poll: pollContext(o.deadline ?? now() + (options.timeoutMs ?? 600_000), o.signal),
+      capabilities,
+      holdPersonToken: (token, resource, mission) => holdPersonToken(token, resource, mission, cred, ps.issuer),
+    }
+  }
+
   /** §Resource Challenge Verification, then the auth token request, then §Auth Token Response Verification. */
-  async function obtainAuthToken(call: Call, resourceToken: string): Promise<HeldToken> {
+  /**
+   * `keep: false` (an auth token delivered through a resource's `202`, main draft §Deferred
+   * Delivery, R3 per-call): it is for that held invocation only, so it is returned to present on
+   * the polls but never replaces the auth token held for (resource, scope, mission).
+   */
+  async function obtainAuthToken(call: Call, resourceToken: string, keep = true): Promise<HeldToken> {
     const presented = call.presented
     if (presented === undefined || presented.held === undefined) {
       throw new AgentError('challenge_rejected', 'the resource asked for an auth token but this request presented no person or auth token to bind it to', { url: call.resource })
@@ -449,9 +523,13 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       ...(justification === undefined ? {} : { justification }),
       // AG-RES-17: passed through unchanged.
       ...(rt.login_hint === undefined ? {} : { login_hint: rt.login_hint }),
+      ...(options.upstreamToken === undefined ? {} : { upstream_token: options.upstreamToken }),
     }
-    // Signed with the key the resource token names (agent_jkt), even if a refresh lands meanwhile.
-    const json = await ps.post('auth_token_endpoint', body, pinned(cred), pollContext(call.deadline, call.signal))
+    // Signed with the key the resource token names (agent_jkt), even if a refresh lands meanwhile;
+    // a sub-agent hands the resource token to its parent instead (SUB-03, SUB-04).
+    const json = options.mediator !== undefined
+      ? await options.mediator.authToken({ subagentToken: cred.agentToken, resourceToken, presentedToken: presented.held.token, ...(justification === undefined ? {} : { justification }), ...(call.signal === undefined ? {} : { signal: call.signal }) })
+      : await ps.post('auth_token_endpoint', body, pinned(cred), pollContext(call.deadline, call.signal))
     const token = json['auth_token']
     if (typeof token !== 'string') throw new AgentError('unexpected_response', 'person server answered without auth_token', { url: ps.issuer })
     let claims: Record<string, unknown>
@@ -465,8 +543,10 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     if (claims['sub'] !== presented.held.sub) throw new AgentError('token_rejected', 'the auth token names another person than the token this agent presented')
     // Keyed by the call's mission, which is the presented token's mission.
     const t = { ...held('auth', token, claims), mission: presented.held.mission }
-    store.addAuth(t, cred.jkt)
-    holdsTokens = true
+    if (keep) {
+      store.addAuth(t, cred.jkt)
+      holdsTokens = true
+    }
     transport.step({ type: 'token', kind: 'auth', issuer: t.iss, audience: t.aud, expiresAt: t.exp, scope: [...t.scope].join(' ') })
     return t
   }
@@ -740,14 +820,18 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
         continue
       }
       if (res.status === 202 && res.headers.has('location')) {
+        // The auth token for the held invocation, with the signer of the key it is bound to.
+        let forHeld: Presentation | undefined
         res = await pollDeferred(res, url, {
           ...pollContext(call.deadline, call.signal),
           transport,
           party: 'resource',
-          present: async () => (call.presented = await choose(call)).presentation,
+          present: async () => forHeld ?? (call.presented = await choose(call)).presentation,
           onAuthToken: async (rt) => {
             try {
-              await obtainAuthToken(call, rt)
+              const signer = call.presented!.credential.signer
+              const t = await obtainAuthToken(call, rt, false)
+              forHeld = { kind: 'auth', token: t.token, signer }
               call.wantPerson = false
             } catch (err) {
               // AG-RES-09: a later poll can carry a fresh resource token.
@@ -782,6 +866,13 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     authorize,
     personToken: (resource, o) => personToken(resource, o),
     personServer,
+    proposeMission: async (proposal, o) => proposeMission(await missionCalls(o), proposal),
+    updateMission: async (s256, description, o) => updateMission(await missionCalls(o), s256, description),
+    completeMission: async (s256, summary, o) => completeMission(await missionCalls(o), s256, summary),
+    async requestToken(endpoint, body, o = {}) {
+      const ps = await personServer()
+      return ps.post(endpoint, body, agentPresentation, pollContext(o.deadline ?? now() + (options.timeoutMs ?? 600_000), o.signal))
+    },
     credentials,
   }
 }

@@ -80,6 +80,19 @@ export class PersonServerClient {
   }
 
   /**
+   * POSTs JSON `body` to `url` at this PS (signed with `agent`, `Prefer: wait`) and polls a `202`
+   * to its end; resolves with the final response, whatever its status (the caller reads it).
+   *
+   * @throws the poller's errors ({@link pollDeferred}).
+   */
+  async postDeferred(url: URL, body: Record<string, unknown>, agent: () => Promise<Presentation>, poll: Omit<PollContext, 'transport' | 'party' | 'present'>): Promise<Response> {
+    const headers = new Headers({ 'content-type': 'application/json', prefer: preferWait(poll.preferWaitSec) })
+    const bytes = new TextEncoder().encode(JSON.stringify(body))
+    const res = await this.#options.transport.send({ method: 'POST', url, headers, body: bytes, signal: poll.signal }, await agent())
+    return res.status === 202 ? pollDeferred(res, url, { ...poll, transport: this.#options.transport, party: 'person server', present: agent }) : res
+  }
+
+  /**
    * POSTs `body` to `endpoint` (signed with `agent`), polls a `202` to its end, and returns the
    * JSON of the final `200`.
    *
@@ -93,10 +106,7 @@ export class PersonServerClient {
   ): Promise<Record<string, unknown>> {
     const md = await this.metadata()
     const url = new URL(md[endpoint])
-    const headers = new Headers({ 'content-type': 'application/json', prefer: preferWait(poll.preferWaitSec) })
-    const bytes = new TextEncoder().encode(JSON.stringify(body))
-    let res = await this.#options.transport.send({ method: 'POST', url, headers, body: bytes, signal: poll.signal }, await agent())
-    if (res.status === 202) res = await pollDeferred(res, url, { ...poll, transport: this.#options.transport, party: 'person server', present: agent })
+    const res = await this.postDeferred(url, body, agent, poll)
     if (res.status !== 200) throw await readFailure(res, 'person server', url.href)
     let json: unknown
     try {

@@ -178,8 +178,11 @@ export function createAgentProvider(options: AgentProviderOptions): AgentProvide
     ...(options.name === undefined ? {} : { name: options.name }),
   }
 
-  const issue: AgentProvider['issue'] = async ({ local, cnfJwk, ps, parentLocal }) =>
-    createAgentToken({
+  const issue: AgentProvider['issue'] = async ({ local, cnfJwk, ps, parentLocal }) => {
+    // Main draft §Single-Level Depth (SUB-05): a sub-agent's parent is a top-level agent.
+    if (parentLocal !== undefined && !isTopLevelAgentName(parentLocal, domain, idOpts)) throw new TypeError(`"${parentLocal}" is not a top-level agent: a sub-agent has no sub-agents of its own`)
+    if (parentLocal !== undefined && !isTopLevelAgentName(local, domain, idOpts)) throw new TypeError(`"${local}" is not a valid sub-agent discriminator`)
+    return createAgentToken({
       key: options.keys.current,
       issuer: options.issuer,
       sub: `aauth:${parentLocal === undefined ? local : `${parentLocal}+${local}`}@${domain}`,
@@ -190,6 +193,7 @@ export function createAgentProvider(options: AgentProviderOptions): AgentProvide
       now,
       ...idOpts,
     })
+  }
 
   const resolveKey = (member: SignatureKeyMember) => {
     if (member.scheme === 'hwk') return resolveHwk(member, { now })
