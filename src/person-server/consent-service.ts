@@ -9,9 +9,10 @@
  */
 
 import { normalizeInteractionCode, ProblemError } from '../protocol/index.js'
-import { ConsentError, type ConsentDecision, type ConsentService, type RememberChoice, type RevocationReport } from './consent.js'
+import { ConsentError, type ConsentDecision, type ConsentService, type MissionChoices, type RememberChoice, type RevocationReport } from './consent.js'
 import type { PsContext } from './context.js'
 import { mint, type IssueWork } from './issuance.js'
+import { agentMissionsRevoked, decideMission, isMissionRequest } from './missions.js'
 import { orgLimits } from './policy.js'
 import { isOpen, type PendingWork } from './pending.js'
 import {
@@ -93,6 +94,8 @@ export function createConsentService(ctx: PsContext, cascade: RevocationCascadeL
 
   /** The binding a first approval creates (main draft §Agent-Person Binding). */
   async function newBinding(rec: PendingRecord, personId: string): Promise<AgentBinding[]> {
+    // An intermediary acts for whoever its callers act for: a chained request binds it to no one (main draft §Intermediary Agent Identity).
+    if ((rec.work as { issue?: { upstreamJti?: string } }).issue?.upstreamJti !== undefined) return []
     const b = await ctx.store.getBinding(rec.agentIss, rec.agentSub)
     if (b !== undefined && b.revokedAt === undefined) return []
     const a = rec.view.agent
@@ -111,8 +114,9 @@ export function createConsentService(ctx: PsContext, cascade: RevocationCascadeL
   function newGrants(rec: PendingRecord, personId: string, remember: RememberChoice): Grant[] {
     const now = ctx.now()
     const until = rememberUntil(ctx, remember, now)
-    if (until === null) return []
     const v = rec.view
+    // A per-call approval covers one call; nothing about it is remembered (R3 §Per-Call Proposals).
+    if (until === null || v.perCall === true) return []
     const resource = rec.kind === 'permission' ? PERMISSION_RESOURCE : v.resource?.id
     if (resource === undefined) return []
     const keys = rec.kind === 'permission' ? [v.permission?.action ?? ''] : rec.kind === 'person_token' ? [''] : (v.newScopes ?? v.scopes ?? []).length === 0 ? [''] : [...(v.newScopes ?? v.scopes ?? [])]
@@ -129,12 +133,18 @@ export function createConsentService(ctx: PsContext, cascade: RevocationCascadeL
     }))
   }
 
-  async function approve(rec: PendingRecord, personId: string, remember: RememberChoice, seen: number | undefined): Promise<PendingRecord> {
+  async function approve(rec: PendingRecord, personId: string, remember: RememberChoice, seen: number | undefined, mission?: MissionChoices): Promise<PendingRecord> {
     // Two first-contact requests of one agent opened by two people: the first approval binds it (PS-05).
     const bound = await ctx.store.getBinding(rec.agentIss, rec.agentSub)
     if (bound !== undefined && bound.revokedAt === undefined && bound.personId !== personId) throw new ConsentError('not_yours', 'This agent acts for another person.')
     const base = { bindings: await newBinding(rec, personId), grants: newGrants(rec, personId, remember) }
     const approved = event(rec, personId, 'request.approved', { decision: 'grant', reason: `approved by the person (remember: ${remember})` })
+    if (isMissionRequest(rec)) {
+      // Mission proposals, updates and completions (main draft §Mission): the binding of a new agent as for tokens.
+      const m = await decideMission(ctx, rec, personId, mission)
+      const batch = m.state === 'granted' ? { ...base, ...m.batch, audit: [approved, ...m.batch.audit] } : { ...m.batch, audit: [event(rec, personId, `request.${m.state}`, { decision: 'deny', reason: String(m.result.body['detail'] ?? m.state) })] }
+      return resolve(rec, { state: m.state, personId, result: m.result, code: null }, batch, seen)
+    }
     const issue = (rec.work as unknown as PendingWork).issue
     if (issue !== undefined) return approveIssue(rec, personId, issue, base, approved, seen)
     const result = rec.kind === 'permission' ? { permission: 'granted' } : {}
@@ -214,7 +224,7 @@ export function createConsentService(ctx: PsContext, cascade: RevocationCascadeL
         if (rec.kind === 'question') throw new ConsentError('bad_input', 'Answer the question instead.')
         // The person approves what they saw: an agent's updated_request after that makes this fail (`closed`).
         if (decision.seen !== undefined && decision.seen !== rec.updatedAt) throw new ConsentError('closed', 'The agent changed this request while you were reading it. Review it again.')
-        return approve(rec, personId, decision.remember ?? 'once', decision.seen)
+        return approve(rec, personId, decision.remember ?? 'once', decision.seen, decision.mission)
       }
       const body = rec.kind === 'permission' ? { permission: 'denied', reason: 'The person declined.' } : { error: 'denied', detail: 'the person declined the request' }
       return resolve(rec, { state: 'denied', personId, result: { status: rec.kind === 'permission' ? 200 : 403, body }, code: null }, {
@@ -267,10 +277,14 @@ export function createConsentService(ctx: PsContext, cascade: RevocationCascadeL
       const now = ctx.now()
       const grants = (await ctx.store.listGrants(personId)).filter((g) => g.agentIss === agentIss && g.agentSub === agentSub && g.revokedAt === undefined)
       const open = (await ctx.store.openPending(personId)).filter((p) => p.agentIss === agentIss && p.agentSub === agentSub)
+      // Its missions end with it (main draft §Mission Management).
+      const missions = await agentMissionsRevoked(ctx, personId, agentIss, agentSub, now)
       await ctx.store.commit({
         revokeBindings: b.revokedAt === undefined ? [{ agentIss, agentSub, at: now }] : [],
         revokeGrants: grants.map((g) => ({ id: g.id, at: now })),
-        audit: [{ at: now, type: 'agent.revoked', personId, agentSub, decision: 'revoke', reason: 'revoked by the person', detail: { grants: grants.length } }],
+        missions: missions.missions,
+        missionLog: missions.missionLog,
+        audit: [{ at: now, type: 'agent.revoked', personId, agentSub, decision: 'revoke', reason: 'revoked by the person', detail: { grants: grants.length } }, ...missions.audit],
       })
       for (const p of open) {
         const result = { status: 403, body: { error: 'revoked', detail: 'the person revoked this agent' } }

@@ -45,6 +45,27 @@ export interface ConsentDecision {
    * request changed since (an agent's `updated_request`). The pages always send it.
    */
   readonly seen?: number
+  /** Approving a mission proposal: what the person changed (main draft §Mission Creation). */
+  readonly mission?: MissionChoices
+}
+
+/** How long an approved mission runs: no `expires_at`, one day, or 30 days. */
+export type MissionExpiry = 'none' | 'day' | 'month'
+
+/**
+ * The person's changes to a mission proposal on approval: the PS may change the description and
+ * reduce the tools (main draft §Mission Creation, §Mission Identifier). Omitted members keep the
+ * proposal's.
+ */
+export interface MissionChoices {
+  /** The description as the person edited it (Markdown). */
+  readonly description?: string
+  /** The names of the proposed tools to keep. */
+  readonly tools?: readonly string[]
+  /** The proposed resources to keep. */
+  readonly resources?: readonly string[]
+  /** Default `none`. */
+  readonly expiry?: MissionExpiry
 }
 
 /** The outcome of a revocation the person started (main draft §Revocation Response: a PS MAY report it per recipient). */

@@ -21,6 +21,7 @@ import {
 import { BoundedCache } from '../lib/bounded-cache.js'
 import type { KeyRing } from '../agent/key-ring.js'
 import type { OrganizationPolicy, PolicyHook } from './policy.js'
+import type { SubAgentOptions } from './delegation.js'
 import type { ConsentView, PendingRecord, PersonServerStore } from './store/types.js'
 
 /** Options of {@link createPersonServer}. */
@@ -82,6 +83,16 @@ export interface PersonServerOptions {
    * Endpoint "Retention": each obliges the PS to mint and keep a directed `sub`). Default 100.
    */
   readonly maxResourcesPerAgentHour?: number
+  /**
+   * Mission updates (main draft §Mission Update): `'accept'` (default) records them at once;
+   * `'ask'` puts each before the person first (a `202`).
+   */
+  readonly missionUpdates?: 'accept' | 'ask'
+  /**
+   * Requests an agent makes for its sub-agents (main draft §Parent-Mediated Authorization). Default
+   * `{ consent: 'within-parent-grant' }`: granted within the parent's grants, refused beyond them.
+   */
+  readonly subAgents?: SubAgentOptions
 }
 
 /** What the endpoint modules share. */
@@ -181,6 +192,7 @@ export function personServerMetadata(o: PersonServerOptions): PersonServerMetada
     audit_endpoint: `${i}/audit`,
     interaction_endpoint: `${i}/relay`,
     revocation_endpoint: `${i}/revoke`,
+    mission_endpoint: `${i}/mission`,
     ...(o.name === undefined ? {} : { name: o.name }),
     ...(o.description === undefined ? {} : { description: o.description }),
     ...(o.logoUri === undefined ? {} : { logo_uri: o.logoUri }),

@@ -17,9 +17,11 @@
 
 export { createPersonServer, errorResponse, type PersonServer } from './server.js'
 export type { PersonServerOptions, PsContext } from './context.js'
-export { ConsentError, type ConsentDecision, type ConsentErrorCode, type ConsentService, type RememberChoice, type RevocationReport } from './consent.js'
-export type { OrganizationPolicy, PolicyHook, PolicyRequest, PolicyVerdict } from './policy.js'
+export { ConsentError, type ConsentDecision, type ConsentErrorCode, type ConsentService, type MissionChoices, type MissionExpiry, type RememberChoice, type RevocationReport } from './consent.js'
+export { readMissionLog, type AcceptedUpdate, type MissionDetail, type MissionLogItem, type MissionService, type MissionTool } from './missions.js'
+export { perCallCeiling, type OrganizationPolicy, type PolicyHook, type PolicyRequest, type PolicyVerdict } from './policy.js'
 export { directedSubject } from './directed-id.js'
+export { DELEGATION_EVENT, type SubAgentOptions } from './delegation.js'
 export { PLATFORMS } from './token-request.js'
 export { hashPassword, verifyPassword } from './web/password.js'
 export * from './store/index.js'

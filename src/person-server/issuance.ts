@@ -7,7 +7,7 @@
  * @module
  */
 
-import { createAuthToken, createPersonToken, ProblemError, type PublicJwk } from '../protocol/index.js'
+import { createAuthToken, createPersonToken, ProblemError, type PublicJwk, type R3AuthTokenClaims } from '../protocol/index.js'
 import type { PsContext } from './context.js'
 import { directedSubject } from './directed-id.js'
 import type { AuditEvent, IssuedToken, StoreBatch } from './store/types.js'
@@ -27,6 +27,10 @@ interface WorkBase {
   readonly missionExpiresAt?: number
   /** Auth tokens copy the resource token's; a person token's comes from the person's record. */
   readonly tenant?: string
+  /** A chained request (main draft §Call Chaining): the `upstream_token`'s `iss`, `jti` and `exp` (s). */
+  readonly upstreamIss?: string
+  readonly upstreamJti?: string
+  readonly upstreamExp?: number
 }
 
 /** What is needed to mint a person token later. */
@@ -46,6 +50,8 @@ export interface AuthTokenWork extends WorkBase {
   /** The resource token, for revocation checks at approval time. */
   readonly rtIss: string
   readonly rtJti: string
+  /** R3 claims to issue: the referenced document and what it grants (R3 §Auth Token Extensions). */
+  readonly r3?: R3AuthTokenClaims
 }
 
 /** Either kind. */
@@ -74,12 +80,14 @@ export async function mint(ctx: PsContext, work: IssueWork, personId: string, re
   // person token this PS signed.
   const tenantValue = work.kind === 'person_token' ? (await ctx.store.getPerson(personId))?.tenant : work.tenant
   const tenant = tenantValue === undefined ? {} : { tenant: tenantValue }
+  // Downstream access never outlives the upstream token (PS-CH-07, TOK-PT-02, TOK-AT-02).
+  const upstreamBound = work.upstreamExp === undefined ? {} : { upstreamTokenExp: work.upstreamExp }
   let token: string
   let sub: string
   try {
     if (work.kind === 'person_token') {
       sub = directedSubject(ctx.subjectSecret, personId, work.resource)
-      token = await createPersonToken({ ...common, aud: work.resource, sub, cnfJwk: work.cnfJwk, agentTokenExp: work.agentExp, lifetimeSec: ctx.options.personTokenLifetimeSec ?? 3600, ...mission, ...tenant })
+      token = await createPersonToken({ ...common, aud: work.resource, sub, cnfJwk: work.cnfJwk, agentTokenExp: work.agentExp, lifetimeSec: ctx.options.personTokenLifetimeSec ?? 3600, ...mission, ...tenant, ...upstreamBound })
     } else {
       sub = work.sub
       token = await createAuthToken({
@@ -96,6 +104,8 @@ export async function mint(ctx: PsContext, work: IssueWork, personId: string, re
         ...(work.account === undefined ? {} : { account: work.account }),
         ...mission,
         ...tenant,
+        ...upstreamBound,
+        ...(work.r3 === undefined ? {} : { extraClaims: { ...work.r3 } }),
       })
     }
   } catch (cause) {
@@ -115,6 +125,7 @@ export async function mint(ctx: PsContext, work: IssueWork, personId: string, re
     ...(work.kind === 'auth_token' && work.scope !== undefined ? { scope: work.scope } : {}),
     ...(work.missionS256 === undefined ? {} : { missionS256: work.missionS256 }),
     ...(work.kind === 'auth_token' ? { presentedJti: work.presentedJti } : {}),
+    ...(work.upstreamIss === undefined || work.upstreamJti === undefined ? {} : { upstreamIss: work.upstreamIss, upstreamJti: work.upstreamJti }),
     issuedAt: nowMs,
     expiresAt: claims.exp * 1000,
   }
@@ -129,7 +140,7 @@ export async function mint(ctx: PsContext, work: IssueWork, personId: string, re
     ...(work.missionS256 === undefined ? {} : { missionS256: work.missionS256 }),
     decision: 'grant',
     reason,
-    detail: { jti: issued.jti, exp: claims.exp },
+    detail: { jti: issued.jti, exp: claims.exp, ...(issued.upstreamJti === undefined ? {} : { upstream: { iss: issued.upstreamIss, jti: issued.upstreamJti } }), ...(work.kind === 'auth_token' && work.r3 !== undefined ? { r3_uri: work.r3.r3_uri, r3_s256: work.r3.r3_s256 } : {}) },
     ...audit,
   }
   const body = work.kind === 'person_token' ? { person_token: token, expires_in: claims.exp - claims.iat } : { auth_token: token, expires_in: claims.exp - claims.iat }

@@ -12,6 +12,7 @@
  * @module
  */
 
+import type { R3Document } from '../protocol/index.js'
 import type { Grant, PersonRecord } from './store/types.js'
 
 /** What is being decided. */
@@ -29,6 +30,13 @@ export interface PolicyRequest {
   readonly permission?: { readonly action: string; readonly parameters?: unknown }
   /** Agent-asserted; never the sole basis of a decision (main draft §Consent Presentation). */
   readonly justification?: string
+  /**
+   * Auth tokens whose resource token references an R3 document: the verified document (resource-
+   * asserted). With `perCall`, it is a per-call proposal carrying the call's `parameters`.
+   */
+  readonly r3?: { readonly uri: string; readonly s256: string; readonly perCall: boolean; readonly document: R3Document }
+  /** The mission's approved blob, parsed, when the request is under one (its `limits`, if any, included). */
+  readonly mission?: Readonly<Record<string, unknown>>
 }
 
 /** A decision. `ask` sends the request to the person. */
@@ -106,9 +114,41 @@ export async function decide(request: PolicyRequest, grants: readonly Grant[], o
   if (limit !== undefined) return limit
   const verdict = await hook?.(request)
   if (verdict !== undefined) return verdict
+  // A per-call proposal is one call: no standing grant or pre-authorisation decides it (R3 §Per-Call Proposals).
+  if (request.r3?.perCall === true) return { decision: 'ask', reason: 'this call needs its own approval', newScopes: [] }
   if (org !== undefined && org.consent !== 'ask' && request.kind !== 'permission') return { decision: 'grant', reason: 'pre-authorised by the organisation' }
   const held = new Set(grants.filter((g) => g.missionS256 === undefined || g.missionS256 === request.missionS256).map((g) => g.scope))
   const newScopes = grantKeys(request).filter((k) => !held.has(k))
   if (newScopes.length === 0) return { decision: 'grant', reason: 'remembered grant' }
   return { decision: 'ask', newScopes: newScopes.filter((k) => k !== '') }
+}
+
+/** A structured limit in a mission blob: `limits: { amount: { max: 2000, currency: "USD" } }`. */
+function missionMax(mission: Readonly<Record<string, unknown>> | undefined, parameter: string): number | undefined {
+  const limits = mission?.['limits']
+  if (typeof limits !== 'object' || limits === null) return undefined
+  const max = (limits as Record<string, { max?: unknown } | undefined>)[parameter]?.max
+  return typeof max === 'number' && Number.isFinite(max) ? max : undefined
+}
+
+/**
+ * A policy hook that machine-decides per-call proposals on one numeric parameter (R3 §Large and
+ * Sensitive Payloads: machine evaluation is deployment policy): a call whose `parameter` exceeds
+ * the ceiling — the mission's `limits[parameter].max`, else `max` — is denied without asking the
+ * person, with the reason audited. Anything else falls through (the person decides).
+ *
+ * @example
+ * ```ts
+ * createPersonServer({ …, policy: perCallCeiling({ parameter: 'amount' }) })
+ * ```
+ */
+export function perCallCeiling(o: { readonly parameter: string; readonly max?: number }): PolicyHook {
+  return (request) => {
+    if (request.r3?.perCall !== true) return undefined
+    const value = (request.r3.document as { parameters?: Record<string, unknown> }).parameters?.[o.parameter]
+    const fromMission = missionMax(request.mission, o.parameter)
+    const ceiling = fromMission ?? o.max
+    if (typeof value !== 'number' || ceiling === undefined || value <= ceiling) return undefined
+    return { decision: 'deny', reason: `${o.parameter} ${value} is above the ${fromMission === undefined ? 'configured' : "mission's"} ceiling of ${ceiling}` }
+  }
 }

@@ -55,6 +55,7 @@ import {
   type RevocationOutcome,
   type RevocationOutcomeKind,
 } from './store/types.js'
+import { chainedFrom, delegationRevokedEvents } from './delegation.js'
 
 /** Downstream revocations in flight at once, per cascade. */
 export const MAX_CONCURRENT_REVOCATIONS = 8
@@ -244,8 +245,12 @@ export function createRevocationCascade(ctx: RevocationCascadeOptions): Revocati
       const { cause } = options
       const earlier = cause === undefined ? undefined : await withdrawnFor(cause, agentSub)
       if (earlier !== undefined) return run(earlier, options)
-      const live = await ctx.store.liveIssued({ agentIss, agentSub, now: now(), ...(personId === undefined ? {} : { personId }) })
-      return run(live, options, cause === undefined ? [] : [causeEvent(cause, agentSub, live, now())])
+      const own = await ctx.store.liveIssued({ agentIss, agentSub, now: now(), ...(personId === undefined ? {} : { personId }) })
+      // What intermediaries obtained with these tokens as upstream_token goes with them (REV-13).
+      const live = [...own, ...(await chainedFrom(ctx, own, now()))]
+      // Sub-agents' tokens withdrawn with (or as) this agent: the delegation trail records its end (scenario S3).
+      const delegations = delegationRevokedEvents(live, now(), options.reason ?? 'the delegating agent was revoked')
+      return run(live, options, [...(cause === undefined ? [] : [causeEvent(cause, agentSub, live, now())]), ...delegations])
     },
   }
 }

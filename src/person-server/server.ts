@@ -14,6 +14,7 @@ import type { ConsentService } from './consent.js'
 import { createConsentService } from './consent-service.js'
 import { createContext, type PersonServerOptions, type PsContext } from './context.js'
 import { auditEndpoint, interactionEndpoint, permissionEndpoint } from './governance.js'
+import { createMissionService, missionEndpoint, missionProposalEndpoint, type MissionService } from './missions.js'
 import { agentsPending, answerPending, cancelPending, clarificationResponse, isOpen, notFound, pollPending } from './pending.js'
 import { createRevocationCascade, createRevocationEndpoint } from './revocation.js'
 import { authTokenEndpoint, personTokenEndpoint, updatedRequest } from './token-endpoints.js'
@@ -27,6 +28,8 @@ export interface PersonServer {
   readonly metadata: PersonServerMetadata
   /** What the web pages use; also handy for operators' tooling. */
   readonly consent: ConsentService
+  /** The person's missions (list, read, revoke), as the `/account/missions` pages use them. */
+  readonly missions: MissionService
   readonly context: PsContext
   /** Revokes an agent's binding and every token it holds, as if its person had (operators, tests). */
   revokeAgent(personId: string, agentIss: string, agentSub: string): ReturnType<ConsentService['revokeAgent']>
@@ -93,6 +96,7 @@ export async function createPersonServer(options: PersonServerOptions): Promise<
     ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
   })
   const consent = createConsentService(ctx, cascade)
+  const missions = createMissionService(ctx, cascade)
   // Records past their expiry (plus clock skew) go: pending requests, issued-token and agent-token
   // records, revocations (main draft §Revocation Cascade "Records": MAY be discarded after exp).
   const purgeEveryMs = options.purgeIntervalSec === undefined ? 10 * 60_000 : options.purgeIntervalSec * 1000
@@ -116,6 +120,15 @@ export async function createPersonServer(options: PersonServerOptions): Promise<
   app.post('/permission', agentRoute(permissionEndpoint))
   app.post('/audit', agentRoute(auditEndpoint))
   app.post('/relay', agentRoute(interactionEndpoint))
+  app.post('/mission', agentRoute(missionProposalEndpoint))
+  // The agent is authenticated before anything about the mission is looked at (§Mission Endpoint Errors).
+  app.post('/mission/:s256', async (c) => {
+    try {
+      return await missionEndpoint(ctx, await auth.authenticate(c.req.raw), c.req.param('s256'))
+    } catch (e) {
+      return errorResponse(e)
+    }
+  })
   app.on(['GET', 'POST', 'DELETE'], '/pending/:id', async (c) => {
     try {
       const req = await auth.authenticate(c.req.raw)
@@ -139,6 +152,7 @@ export async function createPersonServer(options: PersonServerOptions): Promise<
     '/',
     createPersonWeb({
       consent,
+      missions,
       store: ctx.store,
       secret: sessionSecret,
       secureCookies: options.allowInsecureLoopback !== true,
@@ -150,6 +164,7 @@ export async function createPersonServer(options: PersonServerOptions): Promise<
     app,
     metadata: ctx.metadata,
     consent,
+    missions,
     context: ctx,
     revokeAgent: (personId, agentIss, agentSub) => consent.revokeAgent(personId, agentIss, agentSub),
     close: () => clearInterval(purger),

@@ -11,19 +11,30 @@
 import { assertServerIdentifier, jwkThumbprint, ProblemError, type Capability } from '../protocol/index.js'
 import type { AgentRequest } from './agent-requests.js'
 import type { PsContext } from './context.js'
+import { missionContext } from './missions.js'
 import { mint, type AuthTokenWork, type IssueWork, type PersonTokenWork } from './issuance.js'
 import { answerPending, deferToPerson, type PendingWork } from './pending.js'
 import { decide, type Decision, type PolicyRequest } from './policy.js'
 import { scopeValues, verifyResourceTokenPair } from './resource-token-check.js'
 import type { AuditEvent, ConsentView, MissionRecord, PendingRecord, PersonRecord } from './store/types.js'
+import { r3Details, resolveR3, type R3Reference } from './r3.js'
 import { activeMission, boundPerson, commonTokenParams, refuseSubAgentCaller, type CommonTokenParams } from './token-request.js'
-
-/** Parameters arriving with [P5] (sub-agents, call chaining), refused clearly until then. */
-function refuseUnsupported(body: Record<string, unknown>): void {
-  for (const p of ['subagent_token', 'upstream_token']) {
-    if (body[p] !== undefined) throw new ProblemError('invalid_request', `${p} is not supported by this person server yet`)
-  }
-}
+import {
+  delegatedVerdict,
+  delegationEvents,
+  readDelegation,
+  rememberSubAgent,
+  subAgentFirstContact,
+  subAgentStillValid,
+  subAgentWork,
+  upstreamDetail,
+  upstreamMission,
+  upstreamPerson,
+  upstreamStillValid,
+  upstreamWork,
+  type SubAgent,
+  type Upstream,
+} from './delegation.js'
 
 /** What both endpoints know once the request is verified. */
 interface TokenCase {
@@ -36,6 +47,12 @@ interface TokenCase {
   readonly mission?: MissionRecord
   readonly work: IssueWork
   readonly resourceToken?: { iss: string; jti: string }
+  /** A parent-mediated request: the verified `subagent_token` (main draft §Parent-Mediated Authorization). */
+  readonly subAgent?: SubAgent
+  /** A chained request: the verified `upstream_token` (main draft §Call Chaining). */
+  readonly upstream?: Upstream
+  /** The R3 document or per-call proposal the resource token references. */
+  readonly r3?: R3Reference
 }
 
 /** Audit event shell for a case. */
@@ -44,10 +61,12 @@ function eventFor(ctx: PsContext, c: TokenCase, type: string, person: PersonReco
     at: ctx.now(),
     type,
     ...(person === undefined ? {} : { personId: person.id }),
-    agentSub: c.req.agent.sub,
+    agentSub: c.subAgent?.claims.sub ?? c.req.agent.sub,
+    ...(c.subAgent === undefined ? {} : { parentAgent: c.req.agent.sub }),
     resource: c.resource,
     ...(c.scopes.length === 0 ? {} : { scope: c.scopes.join(' ') }),
     ...(c.mission === undefined ? {} : { missionS256: c.mission.s256 }),
+    ...(c.r3 === undefined && c.upstream === undefined ? {} : { detail: { ...(c.r3 === undefined ? {} : { r3_uri: c.r3.uri, r3_s256: c.r3.s256 }), ...(c.upstream === undefined ? {} : { upstream: upstreamDetail(c.upstream) }) } }),
     ...extra,
   }
 }
@@ -59,7 +78,8 @@ async function viewFor(ctx: PsContext, c: TokenCase, newScopes: readonly string[
     kind: c.kind,
     agent: {
       iss: c.req.agent.iss,
-      sub: c.req.agent.sub,
+      // A sub-agent is shown as such, working for its parent (whose consent this is).
+      ...(c.subAgent === undefined ? { sub: c.req.agent.sub } : { sub: c.subAgent.claims.sub, parentAgent: c.req.agent.sub }),
       ...(provider.name === undefined ? {} : { providerName: provider.name }),
       ...(provider.logoUri === undefined ? {} : { providerLogoUri: provider.logoUri }),
       ...(c.params.platform === undefined ? {} : { platform: c.params.platform }),
@@ -68,8 +88,10 @@ async function viewFor(ctx: PsContext, c: TokenCase, newScopes: readonly string[
     resource: await ctx.resourceInfo(c.resource),
     ...(c.scopes.length === 0 ? {} : { scopes: c.scopes, newScopes }),
     ...(c.account === undefined ? {} : { account: c.account }),
-    ...(c.mission === undefined ? {} : { missionS256: c.mission.s256 }),
+    // The mission's whole picture, not only its hash (PS-CON-06).
+    ...(c.mission === undefined ? {} : { missionS256: c.mission.s256, mission: await missionContext(ctx, c.mission) }),
     ...(c.params.justification === undefined ? {} : { justification: c.params.justification }),
+    ...(c.r3 === undefined ? {} : { details: r3Details(c.r3), ...(c.r3.perCall ? { perCall: true } : {}) }),
   }
 }
 
@@ -80,17 +102,30 @@ function capabilitiesOf(c: TokenCase): ReadonlySet<Capability> {
   return new Set(fromMission ?? [])
 }
 
+/** A mission's approved blob, parsed (stored as the exact bytes that were hashed). */
+function missionBlob(m: MissionRecord): Readonly<Record<string, unknown>> {
+  try {
+    const v: unknown = JSON.parse(m.blob)
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {}
+  } catch {
+    return {}
+  }
+}
+
 /** The policy request of a case for `person`. */
 function policyRequest(c: TokenCase, person: PersonRecord): PolicyRequest {
   return {
     kind: c.kind,
     person,
-    agent: { iss: c.req.agent.iss, sub: c.req.agent.sub },
+    // A sub-agent is decided on its parent's grants; the hook sees both (PS-SUB-01).
+    agent: c.subAgent === undefined ? { iss: c.req.agent.iss, sub: c.req.agent.sub } : { iss: c.req.agent.iss, sub: c.subAgent.claims.sub, parentAgent: c.req.agent.sub },
     resource: c.resource,
     scopes: c.scopes,
     ...(c.account === undefined ? {} : { account: c.account }),
     ...(c.mission === undefined ? {} : { missionS256: c.mission.s256 }),
     ...(c.params.justification === undefined ? {} : { justification: c.params.justification }),
+    ...(c.r3 === undefined ? {} : { r3: { uri: c.r3.uri, s256: c.r3.s256, perCall: c.r3.perCall, document: c.r3.document } }),
+    ...(c.mission === undefined ? {} : { mission: missionBlob(c.mission) }),
   }
 }
 
@@ -131,9 +166,12 @@ async function firstContact(ctx: PsContext, c: TokenCase, work: PendingWork): Pr
  * lists the live tokens to withdraw, so a token committed in between is caught here or there.
  */
 async function stillGranted(ctx: PsContext, c: TokenCase, person: PersonRecord): Promise<boolean> {
-  const b = await ctx.store.getBinding(c.req.agent.iss, c.req.agent.sub)
-  if (b === undefined || b.revokedAt !== undefined || b.personId !== person.id) return false
+  if (c.upstream === undefined) {
+    const b = await ctx.store.getBinding(c.req.agent.iss, c.req.agent.sub)
+    if (b === undefined || b.revokedAt !== undefined || b.personId !== person.id) return false
+  } else if (!(await upstreamStillValid(ctx, c.upstream))) return false
   if (await ctx.store.isRevoked(c.req.agent.iss, c.req.agent.jti)) return false
+  if (c.subAgent !== undefined && !(await subAgentStillValid(ctx, c.subAgent))) return false
   if (c.kind === 'auth_token' && (await ctx.store.getIssued((c.work as AuthTokenWork).presentedJti))?.revokedAt !== undefined) return false
   if (c.mission !== undefined) {
     const m = await ctx.store.getMission(c.mission.s256)
@@ -145,9 +183,14 @@ async function stillGranted(ctx: PsContext, c: TokenCase, person: PersonRecord):
 
 /** Decides a verified case and answers. */
 async function settle(ctx: PsContext, c: TokenCase): Promise<Response> {
-  const bound = await boundPerson(ctx, c.req.agent)
+  // A chained request is for the person of its upstream token; the intermediary is bound to no one.
+  const bound = c.upstream === undefined ? await boundPerson(ctx, c.req.agent) : { person: await upstreamPerson(ctx, c.upstream) }
   const work: PendingWork = { issue: c.work, capabilities: [...capabilitiesOf(c)] }
-  if (bound === undefined) return firstContact(ctx, c, work)
+  if (bound === undefined) {
+    // A sub-agent never introduces its parent (scenario S3): the parent must already act for someone.
+    if (c.subAgent !== undefined && !subAgentFirstContact(ctx)) return deny(ctx, c, undefined, `${c.req.agent.sub} acts for no person at this person server`)
+    return firstContact(ctx, c, work)
+  }
   const { person } = bound
   if (c.kind === 'auth_token') {
     // The resource token must name the person this agent acts for (PS-05).
@@ -157,15 +200,18 @@ async function settle(ctx: PsContext, c: TokenCase): Promise<Response> {
   const grants = await ctx.store.activeGrants(person.id, c.req.agent.iss, c.req.agent.sub, c.resource, ctx.now())
   let verdict: Decision = await decide(policyRequest(c, person), grants, ctx.options.organization, ctx.options.policy)
   // prompt=consent asks again what would have been granted; it never turns a denial into a question.
-  if (verdict.decision === 'grant' && c.params.prompt?.includes('consent') === true) verdict = { decision: 'ask', newScopes: c.scopes }
+  if (verdict.decision === 'grant' && c.params.prompt?.includes('consent') === true && (c.subAgent === undefined || subAgentFirstContact(ctx))) verdict = { decision: 'ask', newScopes: c.scopes }
+  if (c.subAgent !== undefined) verdict = delegatedVerdict(ctx, verdict, c.req.agent.sub)
   if (verdict.decision === 'deny') return deny(ctx, c, person, verdict.reason)
   if (verdict.decision === 'grant') {
     const minted = await mint(ctx, c.work, person.id, verdict.reason ?? 'policy')
-    await ctx.store.commit(minted.batch)
+    const delegation = c.subAgent === undefined ? [] : await delegationEvents(ctx, minted.issued)
+    await ctx.store.commit({ ...minted.batch, audit: [...(minted.batch.audit ?? []), ...delegation] })
     if (!(await stillGranted(ctx, c, person))) {
       await ctx.store.commit({ revokeIssued: [{ jti: minted.issued.jti, at: ctx.now() }], audit: [eventFor(ctx, c, 'request.denied', person, { decision: 'deny', reason: 'revoked while the token was being issued' })] })
       throw new ProblemError('denied', 'this access was revoked while the token was being issued')
     }
+    if (c.subAgent !== undefined) await rememberSubAgent(ctx, c.subAgent, person)
     return Response.json(minted.body, { headers: { 'cache-control': 'no-store' } })
   }
   return deferToPerson(ctx, {
@@ -194,7 +240,7 @@ function missionBound(m: MissionRecord | undefined): { missionS256?: string; mis
 export async function personTokenEndpoint(ctx: PsContext, req: AgentRequest): Promise<Response> {
   refuseSubAgentCaller(req.agent)
   const { body } = req
-  refuseUnsupported(body)
+  const { subAgent, upstream } = await readDelegation(ctx, req)
   const resource = body['resource']
   try {
     assertServerIdentifier(resource, ctx.idOpts)
@@ -202,7 +248,7 @@ export async function personTokenEndpoint(ctx: PsContext, req: AgentRequest): Pr
     throw new ProblemError('invalid_request', 'resource must be the HTTPS URL of a resource (a server identifier)')
   }
   const params = commonTokenParams(body)
-  const mission = body['mission_s256'] === undefined ? undefined : await activeMission(ctx, body['mission_s256'], req.agent)
+  const mission = upstream !== undefined ? await upstreamMission(ctx, upstream, body['mission_s256']) : body['mission_s256'] === undefined ? undefined : await activeMission(ctx, body['mission_s256'], req.agent)
   const wait = ctx.resourceLimiter.admit(`${req.agent.iss}\u0000${req.agent.sub}`, resource)
   if (wait !== undefined) {
     const err = new ProblemError('rate_limited', 'this agent asked for too many different resources this hour') as ProblemError & { headers: Record<string, string> }
@@ -216,19 +262,23 @@ export async function personTokenEndpoint(ctx: PsContext, req: AgentRequest): Pr
     cnfJwk: req.agent.cnf.jwk,
     agentExp: req.agent.exp,
     agentJti: req.agent.jti,
+    ...(subAgent === undefined ? {} : subAgentWork(req.agent, subAgent)),
+    ...(upstream === undefined ? {} : upstreamWork(upstream)),
     resource,
     ...missionBound(mission),
   }
-  return settle(ctx, { kind: 'person_token', req, params, resource, scopes: [], ...(mission === undefined ? {} : { mission }), work })
+  return settle(ctx, { kind: 'person_token', req, params, resource, scopes: [], ...(mission === undefined ? {} : { mission }), work, ...(subAgent === undefined ? {} : { subAgent }), ...(upstream === undefined ? {} : { upstream }) })
 }
 
 /** Verifies an auth token request into a case (shared with `updated_request`). */
 async function authTokenCase(ctx: PsContext, req: AgentRequest): Promise<TokenCase> {
   refuseSubAgentCaller(req.agent)
-  refuseUnsupported(req.body)
+  const { subAgent, upstream } = await readDelegation(ctx, req)
   const params = commonTokenParams(req.body)
-  const { rt, presented } = await verifyResourceTokenPair(ctx, req.body, req.thumbprint)
-  const mission = rt.mission_s256 === undefined ? undefined : await activeMission(ctx, rt.mission_s256, req.agent)
+  // Parent-mediated: the resource token is bound to the sub-agent's key, not the signer's (PS-SUB-01).
+  const { rt, presented } = await verifyResourceTokenPair(ctx, req.body, subAgent?.thumbprint ?? req.thumbprint)
+  const r3 = await resolveR3(ctx, rt)
+  const mission = upstream !== undefined ? await upstreamMission(ctx, upstream, rt.mission_s256) : rt.mission_s256 === undefined ? undefined : await activeMission(ctx, rt.mission_s256, req.agent)
   const scopes = scopeValues(rt.scope)
   const work: AuthTokenWork = {
     kind: 'auth_token',
@@ -237,6 +287,8 @@ async function authTokenCase(ctx: PsContext, req: AgentRequest): Promise<TokenCa
     cnfJwk: req.agent.cnf.jwk,
     agentExp: req.agent.exp,
     agentJti: req.agent.jti,
+    ...(subAgent === undefined ? {} : subAgentWork(req.agent, subAgent)),
+    ...(upstream === undefined ? {} : upstreamWork(upstream)),
     resource: rt.iss,
     sub: rt.sub,
     ...(scopes.length === 0 ? {} : { scope: scopes.join(' ') }),
@@ -247,6 +299,7 @@ async function authTokenCase(ctx: PsContext, req: AgentRequest): Promise<TokenCa
     presentedExp: presented.exp,
     rtIss: rt.iss,
     rtJti: rt.jti,
+    ...(r3 === undefined ? {} : { r3: r3.claims }),
   }
   return {
     kind: 'auth_token',
@@ -258,6 +311,9 @@ async function authTokenCase(ctx: PsContext, req: AgentRequest): Promise<TokenCa
     ...(mission === undefined ? {} : { mission }),
     work,
     resourceToken: { iss: rt.iss, jti: rt.jti },
+    ...(subAgent === undefined ? {} : { subAgent }),
+    ...(upstream === undefined ? {} : { upstream }),
+    ...(r3 === undefined ? {} : { r3 }),
   }
 }
 
@@ -286,8 +342,8 @@ export async function updatedRequest(ctx: PsContext, rec: PendingRecord, req: Ag
   if (after.resource !== before.resource || after.sub !== before.sub || after.missionS256 !== before.missionS256 || after.tenant !== before.tenant) {
     throw new ProblemError('invalid_resource_token', 'an updated request must keep the resource, person, mission and tenant of the original')
   }
-  // The same key as the original (main draft §Updated Request: same agent_jkt).
-  if (req.thumbprint !== (await jwkThumbprint(before.cnfJwk))) throw new ProblemError('invalid_resource_token', 'an updated request must come from the key of the original')
+  // The same key as the original (main draft §Updated Request: same agent_jkt), a sub-agent's for a sub-agent.
+  if (after.agentSub !== before.agentSub || (c.subAgent?.thumbprint ?? req.thumbprint) !== (await jwkThumbprint(before.cnfJwk))) throw new ProblemError('invalid_resource_token', 'an updated request must come from the key of the original')
   const now = Math.max(ctx.now(), rec.updatedAt + 1)
   const grants = rec.personId === undefined ? [] : await ctx.store.activeGrants(rec.personId, rec.agentIss, rec.agentSub, c.resource, ctx.now())
   const held = new Set(grants.filter((g) => g.missionS256 === undefined || g.missionS256 === after.missionS256).map((g) => g.scope))

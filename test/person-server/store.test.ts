@@ -359,6 +359,27 @@ describe.each(backends)('PersonServerStore contract: %s', (_name, make) => {
     expect(await s.liveIssued({ agentIss: AP, agentSub: BOT, now: T + 2 * HOUR })).toStrictEqual([])
   })
 
+  it('PS-CH-07 issuedFromUpstream: live tokens issued with one of the upstream jtis, oldest first', async () => {
+    const s = await seeded(make)
+    const now = T + MIN
+    const up = { upstreamIss: 'https://ps.example' }
+    const a = issued('down-a', { ...up, upstreamJti: 'up-1', issuedAt: T + 2 })
+    const b = issued('down-b', { ...up, upstreamJti: 'up-2', issuedAt: T + 1 })
+    await s.commit({
+      issued: [
+        a, b,
+        issued('down-other', { ...up, upstreamJti: 'up-3' }),
+        issued('down-expired', { ...up, upstreamJti: 'up-1', expiresAt: now }),
+        issued('down-revoked', { ...up, upstreamJti: 'up-1', revokedAt: T + 1 }),
+        issued('plain'),
+      ],
+    })
+    expect(await s.issuedFromUpstream(['up-1', 'up-2'], now)).toStrictEqual([b, a])
+    expect(await s.issuedFromUpstream(['up-1'], now)).toStrictEqual([a])
+    expect(await s.issuedFromUpstream([], now)).toStrictEqual([])
+    expect(await s.issuedFromUpstream(['nope'], now)).toStrictEqual([])
+  })
+
   it('agent tokens: insert or ignore', async () => {
     const s = await make()
     const rec = { iss: AP, jti: 'at-1', sub: BOT, expiresAt: T + HOUR }
@@ -442,6 +463,23 @@ describe.each(backends)('PersonServerStore contract: %s', (_name, make) => {
     expect((await s.commit({ pending: { id: 'p1', from: [], patch: { updatedAt: T + 4 } } })).applied).toBe(false)
     expect((await s.commit({ pending: { id: 'missing', from: ['pending'], patch: { state: 'denied', updatedAt: T + 4 } } })).applied).toBe(false)
     expect((await s.getPending('p1'))!.state).toBe('granted')
+  })
+
+  it('missions: listed per person, newest first; a terminated mission is never changed again (MIS-11)', async () => {
+    const s = await seeded(make)
+    const older = { ...mission, s256: 'm-old', createdAt: T - 1 }
+    const bobs = { ...mission, s256: 'm-bob', personId: bob.id }
+    await s.commit({ missions: [older, mission, bobs] })
+    expect((await s.listMissions(alice.id)).map((m) => m.s256)).toEqual(['m-1', 'm-old'])
+    expect(await s.listMissions(bob.id)).toStrictEqual([bobs])
+    expect(await s.listMissions('nobody')).toStrictEqual([])
+    const ended = { ...mission, status: 'terminated' as const, terminationReason: 'completed' }
+    await s.commit({ missions: [ended] })
+    expect(await s.getMission('m-1')).toStrictEqual(ended)
+    // Neither back to active nor to another reason.
+    await s.commit({ missions: [mission] })
+    await s.commit({ missions: [{ ...ended, terminationReason: 'revoked' }] })
+    expect(await s.getMission('m-1')).toStrictEqual(ended)
   })
 
   it('commit: a compare-and-set that misses writes nothing of its batch', async () => {
@@ -702,7 +740,7 @@ describe('SqliteStore', () => {
     const raw = new Database(file, { readonly: true })
     try {
       expect(raw.pragma('journal_mode', { simple: true })).toBe('wal')
-      expect(raw.prepare('SELECT version FROM schema_version').all()).toEqual([{ version: 1 }])
+      expect(raw.prepare('SELECT version FROM schema_version ORDER BY version').all()).toEqual(MIGRATIONS.map((m) => ({ version: m.version })))
     } finally {
       raw.close()
     }
@@ -776,7 +814,7 @@ describe('PostgresStore', () => {
     await client.connect()
     try {
       const r = await client.query(`SELECT version FROM "${schema}".schema_version`)
-      expect(r.rows.map((x: { version: string }) => Number(x.version))).toEqual([1])
+      expect(r.rows.map((x: { version: string }) => Number(x.version)).sort((a, b) => a - b)).toEqual(MIGRATIONS.map((m) => m.version))
     } finally {
       await client.end()
     }

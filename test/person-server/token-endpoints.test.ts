@@ -182,7 +182,8 @@ describe('auth token endpoint', () => {
     ['PS-RT-03 presented_jti names another token', async () => ({ resource_token: await resourceToken({ presented_jti: 'other' }), presented_token: pt }), 400, 'invalid_resource_token'],
     ['PS-RT-03 sub does not match', async () => ({ resource_token: await resourceToken({ sub: 'someone-else' }), presented_token: pt }), 400, 'invalid_resource_token'],
     ['PS-RT-03 mission stripped/added', async () => ({ resource_token: await resourceToken({ mission_s256: 'A'.repeat(43) }), presented_token: pt }), 400, 'invalid_resource_token'],
-    ['PS-TOK-01 subagent_token not supported yet', async () => ({ resource_token: await resourceToken(), presented_token: pt, subagent_token: 'x' }), 400, 'invalid_request'],
+    ['PS-SUB-01 subagent_token that is not a JWT', async () => ({ resource_token: await resourceToken(), presented_token: pt, subagent_token: 'x' }), 400, 'invalid_subagent_token'],
+    ['PS-CH-01 upstream_token that is not a JWT', async () => ({ resource_token: await resourceToken(), presented_token: pt, upstream_token: 'x' }), 400, 'invalid_upstream_token'],
   ]
   it.each(rows)('%s → refused, nothing issued', async (_n, body, status, error) => {
     const before = await issuedCount()

@@ -17,6 +17,7 @@ import {
   auditQuery,
   countOf,
   liveIssuedQuery,
+  issuedFromUpstreamQuery,
   outcomeSteps,
   planCommit,
   purgeSteps,
@@ -290,6 +291,13 @@ export class PostgresStore implements PersonServerStore {
     return (await this.#rows(q.sql, ...q.params)).map(toIssued)
   }
 
+  /** As {@link PersonServerStore.issuedFromUpstream}. */
+  async issuedFromUpstream(upstreamJtis: readonly string[], now: number): Promise<IssuedToken[]> {
+    if (upstreamJtis.length === 0) return []
+    const q = issuedFromUpstreamQuery(upstreamJtis, now)
+    return (await this.#rows(q.sql, ...q.params)).map(toIssued)
+  }
+
   /** As {@link PersonServerStore.noteAgentToken}. */
   async noteAgentToken(rec: AgentTokenRecord): Promise<void> {
     await this.#exec({ sql: SQL.noteAgentToken, params: [rec.iss, rec.jti, rec.sub, rec.expiresAt] })
@@ -348,6 +356,11 @@ export class PostgresStore implements PersonServerStore {
   /** As {@link PersonServerStore.getMission}. */
   async getMission(s256: string): Promise<MissionRecord | undefined> {
     return this.#one(toMission, SQL.getMission, s256)
+  }
+
+  /** As {@link PersonServerStore.listMissions}. */
+  async listMissions(personId: string): Promise<MissionRecord[]> {
+    return (await this.#rows(SQL.listMissions, personId)).map(toMission)
   }
 
   /** As {@link PersonServerStore.missionLog}. */

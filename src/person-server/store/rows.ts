@@ -123,7 +123,8 @@ export const SQL = {
   insertSubject: `${insert('subjects', 'person_id, resource, sub')} ON CONFLICT DO NOTHING`,
   insertIssued: insert('issued_tokens', COLUMNS.issued),
   revokeIssued: 'UPDATE issued_tokens SET revoked_at = ? WHERE jti = ? AND revoked_at IS NULL',
-  upsertMission: `${insert('missions', COLUMNS.missions)} ON CONFLICT (s256) DO UPDATE SET ${updateFromExcluded(COLUMNS.missions, ['s256'])}`,
+  // A terminated mission stays terminated, with its first reason (main draft §Mission Management).
+  upsertMission: `${insert('missions', COLUMNS.missions)} ON CONFLICT (s256) DO UPDATE SET ${updateFromExcluded(COLUMNS.missions, ['s256'])} WHERE missions.status <> 'terminated'`,
   insertMissionLog: insert('mission_log', COLUMNS.missionLog),
   insertAudit: insert('audit', COLUMNS.audit),
   upsertOutcome: `${insert('revocation_outcomes', COLUMNS.outcomes)}
@@ -157,6 +158,7 @@ export const SQL = {
   pendingForResourceToken: `SELECT ${COLUMNS.pending} FROM pending
     WHERE resource_token_iss = ? AND resource_token_jti = ? AND state IN (${OPEN_STATES}) ORDER BY created_at, id`,
   getMission: `SELECT ${COLUMNS.missions} FROM missions WHERE s256 = ?`,
+  listMissions: `SELECT ${COLUMNS.missions} FROM missions WHERE person_id = ? ORDER BY created_at DESC, s256 DESC`,
   missionLog: `SELECT seq, ${COLUMNS.missionLog} FROM mission_log WHERE s256 = ? ORDER BY seq`,
 
   purgeIssued: 'DELETE FROM issued_tokens WHERE expires_at < ?',
@@ -295,6 +297,15 @@ export function liveIssuedQuery(f: { readonly agentIss: string; readonly agentSu
     params.push(f.resource)
   }
   return { sql: `${sql} ORDER BY issued_at, jti`, params }
+}
+
+/** The query of {@link PersonServerStore.issuedFromUpstream} (callers pass at most a few hundred jtis at a time). */
+export function issuedFromUpstreamQuery(upstreamJtis: readonly string[], now: number): Statement {
+  const marks = upstreamJtis.map(() => '?').join(', ')
+  return {
+    sql: `SELECT ${COLUMNS.issued} FROM issued_tokens WHERE upstream_jti IN (${marks}) AND revoked_at IS NULL AND expires_at > ? ORDER BY issued_at, jti`,
+    params: [...upstreamJtis, now],
+  }
 }
 
 /** The default and the maximum of {@link AuditQuery.limit}. */

@@ -17,6 +17,7 @@ import {
   auditQuery,
   countOf,
   liveIssuedQuery,
+  issuedFromUpstreamQuery,
   outcomeSteps,
   planCommit,
   purgeSteps,
@@ -298,6 +299,13 @@ export class SqliteStore implements PersonServerStore {
     return this.#all(q.sql, ...q.params).map(toIssued)
   }
 
+  /** As {@link PersonServerStore.issuedFromUpstream}. */
+  async issuedFromUpstream(upstreamJtis: readonly string[], now: number): Promise<IssuedToken[]> {
+    if (upstreamJtis.length === 0) return []
+    const q = issuedFromUpstreamQuery(upstreamJtis, now)
+    return this.#all(q.sql, ...q.params).map(toIssued)
+  }
+
   /** As {@link PersonServerStore.noteAgentToken}. */
   async noteAgentToken(rec: AgentTokenRecord): Promise<void> {
     this.#run({ sql: SQL.noteAgentToken, params: [rec.iss, rec.jti, rec.sub, rec.expiresAt] })
@@ -356,6 +364,11 @@ export class SqliteStore implements PersonServerStore {
   /** As {@link PersonServerStore.getMission}. */
   async getMission(s256: string): Promise<MissionRecord | undefined> {
     return this.#one(toMission, SQL.getMission, s256)
+  }
+
+  /** As {@link PersonServerStore.listMissions}. */
+  async listMissions(personId: string): Promise<MissionRecord[]> {
+    return this.#all(SQL.listMissions, personId).map(toMission)
   }
 
   /** As {@link PersonServerStore.missionLog}. */

@@ -146,7 +146,7 @@ export type PendingState =
 export const OPEN_PENDING_STATES: readonly PendingState[] = ['pending', 'interacting', 'clarification']
 
 /** What kind of request is waiting. */
-export type PendingKind = 'person_token' | 'auth_token' | 'permission' | 'question' | 'relay'
+export type PendingKind = 'person_token' | 'auth_token' | 'permission' | 'question' | 'relay' | 'mission'
 
 /** One line of a clarification chat (main draft §Clarification Chat). */
 export interface ClarificationTurn {
@@ -188,6 +188,13 @@ export interface ConsentView {
   readonly newScopes?: readonly string[]
   readonly account?: string
   readonly missionS256?: string
+  /**
+   * The mission the request is under, as approved plus every accepted update, oldest first
+   * (main draft §Incremental Consent, CHECKLIST PS-CON-06): the whole picture, not only the hash.
+   */
+  readonly mission?: { readonly description: string; readonly updates: readonly string[] }
+  /** Mission endpoint requests (kind `mission`), agent-asserted (main draft §Mission). */
+  readonly missionRequest?: MissionRequestView
   /** Agent-asserted Markdown. */
   readonly justification?: string
   /** Permission endpoint requests. */
@@ -198,6 +205,23 @@ export interface ConsentView {
   readonly relay?: { readonly type: 'interaction' | 'payment'; readonly url?: string; readonly code?: string; readonly description?: string }
   /** Resource-asserted per-call details (R3 `display`), e.g. amount and refundability. */
   readonly details?: Readonly<Record<string, unknown>>
+  /** The request is for one call (an R3 per-call proposal): approved once, never remembered. */
+  readonly perCall?: boolean
+}
+
+/** What a mission endpoint request asks the person (main draft §Mission Creation, §Mission Update, §Mission Completion). */
+export interface MissionRequestView {
+  readonly action: 'propose' | 'update' | 'completion'
+  /** Proposal: the proposed description; update: what changed (Markdown). */
+  readonly description?: string
+  /** Proposal: the tools the agent wants. */
+  readonly tools?: readonly { readonly name: string; readonly description: string }[]
+  /** Proposal: the resources it expects to access (server identifiers). */
+  readonly resources?: readonly string[]
+  /** Proposal: structured ceilings (e.g. `amount`), kept in the approved blob. */
+  readonly limits?: Readonly<Record<string, { readonly max: number; readonly currency?: string }>>
+  /** Completion: what the agent says it accomplished (Markdown). */
+  readonly summary?: string
 }
 
 /** A deferred request and everything needed to finish it. */
@@ -323,6 +347,7 @@ export interface StoreBatch {
   readonly subjects?: readonly { readonly personId: string; readonly resource: string; readonly sub: string }[]
   readonly issued?: readonly IssuedToken[]
   readonly revokeIssued?: readonly { readonly jti: string; readonly at: number }[]
+  /** Insert or update; a terminated mission is never changed again (main draft §Mission Management). */
   readonly missions?: readonly MissionRecord[]
   readonly missionLog?: readonly MissionLogEntry[]
   readonly audit?: readonly AuditEvent[]
@@ -383,6 +408,11 @@ export interface PersonServerStore {
    * sub-agent), optionally only for one person and one resource.
    */
   liveIssued(filter: { readonly agentIss: string; readonly agentSub: string; readonly personId?: string; readonly resource?: string; readonly now: number }): Promise<IssuedToken[]>
+  /**
+   * Unrevoked, unexpired tokens issued on chained requests whose `upstream_token` had one of these
+   * `jti`s (§Call Chaining; the revocation cascade follows the chain), oldest first.
+   */
+  issuedFromUpstream(upstreamJtis: readonly string[], now: number): Promise<IssuedToken[]>
 
   /** Records an accepted agent token (insert or ignore). */
   noteAgentToken(rec: AgentTokenRecord): Promise<void>
@@ -406,6 +436,8 @@ export interface PersonServerStore {
   pendingForResourceToken(iss: string, jti: string): Promise<PendingRecord[]>
 
   getMission(s256: string): Promise<MissionRecord | undefined>
+  /** All missions of a person, newest first. */
+  listMissions(personId: string): Promise<MissionRecord[]>
   missionLog(s256: string): Promise<MissionLogEntry[]>
 
   queryAudit(q: AuditQuery): Promise<AuditEvent[]>

@@ -30,6 +30,7 @@ import { csrfField, messagePage, requirePerson, sendPage, withConsentErrors, typ
 import { FailureCounter } from './login.js'
 import { formatTime, html, safeImageUrl, safeLinkUrl, shorten, type Html, type HtmlValue } from './html.js'
 import { multilineText, plainText, renderMarkdown } from './markdown.js'
+import { missionChoicesFromForm, missionDecisionFields, missionHeadline, renderMissionContext, renderMissionRequest } from './missions-page.js'
 
 /** The clarification rounds a person may ask (main draft §Clarification Limits recommends five). */
 export const CLARIFICATION_LIMIT = 5
@@ -268,6 +269,8 @@ function headline(view: ConsentView): string {
       return 'An agent has a question for you'
     case 'relay':
       return view.relay?.type === 'payment' ? 'An agent asks you to approve a payment' : 'An agent asks you to complete a step at another site'
+    case 'mission':
+      return missionHeadline(view)
     default:
       return 'An agent is asking you'
   }
@@ -289,7 +292,7 @@ function renderRequest(rec: PendingRecord, person: { readonly displayName: strin
   const remaining = Math.max(0, CLARIFICATION_LIMIT - asked)
   const waiting = rec.state === 'clarification' || chat[chat.length - 1]?.from === 'person'
   const terminal = open ? undefined : (TERMINAL[rec.state] ?? { text: rec.state, tone: 'info' as const })
-  const grantKinds = view.kind === 'person_token' || view.kind === 'auth_token' || view.kind === 'permission'
+  const grantKinds = (view.kind === 'person_token' || view.kind === 'auth_token' || view.kind === 'permission') && view.perCall !== true
   const agentName = plainText(view.agent.sub, 300)
   const providerName = view.agent.providerName !== undefined ? plainText(view.agent.providerName, 120) : undefined
   const action = `/interaction/${encodeURIComponent(rec.id)}`
@@ -344,12 +347,14 @@ ${options.csrf}
 <form method="post" action="${action}" class="card decision">
 ${options.csrf}
 <input type="hidden" name="seen" value="${String(rec.updatedAt)}">
+${view.perCall === true && html`<p class="muted" data-per-call="true">Approving allows this one call, with exactly the details above. Nothing is remembered for later calls.</p>`}
 ${
   grantKinds &&
   html`<fieldset><legend>Remember this approval</legend>
 ${REMEMBER_CHOICES.map((choice) => html`<label><input type="radio" name="remember" value="${choice.value}"${choice.value === 'once' ? html` checked` : ''}> ${choice.label}</label>`)}
 </fieldset>`
 }
+${open && missionDecisionFields(view)}
 <div class="actions">
 <button class="primary" type="submit" name="action" value="approve">Approve</button>
 <button class="danger" type="submit" name="action" value="deny">Deny</button>
@@ -380,6 +385,8 @@ ${who}
 ${personTokenNote}
 ${noResourceNote}
 ${renderResourceBox(view, psName)}
+${renderMissionContext(view)}
+${renderMissionRequest(view)}
 ${renderAgentBox(view)}
 ${renderChat(chat)}
 ${actions}
@@ -470,7 +477,8 @@ ${error !== undefined && html`<div class="error" role="alert"><p>${error}</p></d
             if (remember !== undefined && !REMEMBER_CHOICES.some((r) => r.value === remember)) return bad('Choose how long to remember the approval.')
             // The version the person saw: an approval of a request the agent changed since is refused.
             const seen = Number(form['seen'])
-            const decision: ConsentDecision = { approve: true, ...(Number.isSafeInteger(seen) ? { seen } : {}), ...(remember !== undefined ? { remember: remember as RememberChoice } : {}) }
+            const mission = missionChoicesFromForm(form)
+            const decision: ConsentDecision = { approve: true, ...(Number.isSafeInteger(seen) ? { seen } : {}), ...(remember !== undefined ? { remember: remember as RememberChoice } : {}), ...(mission === undefined ? {} : { mission }) }
             await ctx.consent.decide(id, personId, decision)
             break
           }

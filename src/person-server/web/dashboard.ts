@@ -169,7 +169,8 @@ const OUTCOME_TEXT: Readonly<Record<RevocationOutcomeKind, string>> = {
   revocation_unavailable: 'The resource could not be reached: the token may stay usable there until it expires.',
 }
 
-function reportBody(title: string, report: RevocationReport): HtmlValue {
+/** The page body reporting a revocation the person started, per resource. */
+export function reportBody(title: string, report: RevocationReport): HtmlValue {
   return html`<h1>${title}</h1>
 <div class="status ok" role="status"><p>${title}. ${report.tokens === 1 ? '1 token was' : `${report.tokens} tokens were`} revoked.</p></div>
 ${
@@ -222,6 +223,7 @@ ${
       )}</ul>`
 }
 </section>
+<p><a href="/account/missions">Your agents’ missions</a></p>
 <section aria-labelledby="grants-h">
 <h2 id="grants-h">What you have allowed</h2>
 ${

@@ -20,6 +20,9 @@
  * | GET | `/account/audit.json` | the audit query as JSON |
  * | POST | `/account/agents/revoke` | confirm, then revoke an agent (`iss`, `sub`, `confirm=yes`) |
  * | POST | `/account/grants/{id}/revoke` | confirm, then revoke a grant (`confirm=yes`) |
+ * | GET | `/account/missions` | the person's missions |
+ * | GET | `/account/missions/{s256}` | one mission: the blob as stored, accepted updates, the mission log (`.json`: the same as JSON) |
+ * | POST | `/account/missions/{s256}/revoke` | confirm, then revoke a mission (`confirm=yes`) |
  *
  * Every page but `/login` needs a session; every POST needs the session's CSRF token. Responses
  * carry a strict CSP, `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer` and
@@ -34,6 +37,8 @@ import type { ConsentService } from '../consent.js'
 import { mountConsentPages } from './consent-page.js'
 import { defaultClientIp, MAX_FORM_BYTES, messagePage, type PersonWebStore, type WebContext, type WebEnv } from './context.js'
 import { mountDashboard } from './dashboard.js'
+import { mountMissionPages } from './missions-page.js'
+import type { MissionService } from '../missions.js'
 import { SECURITY_HEADERS } from './html.js'
 import { mountLogin, type LoginMethod, type LoginThrottleOptions } from './login.js'
 import { SessionManager } from './session.js'
@@ -51,6 +56,8 @@ const PAGE_PATHS = ['/', '/login', '/login/*', '/logout', '/interaction', '/inte
 export interface PersonWebOptions {
   /** What the pages may do (implemented by the Person Server). */
   readonly consent: ConsentService
+  /** The person's missions; without it the `/account/missions` pages are not served. */
+  readonly missions?: MissionService
   /** People (login, session) and the audit trail. */
   readonly store: PersonWebStore
   /** Key of the session and CSRF MACs, at least 32 bytes. Keep it stable across restarts and instances. */
@@ -122,6 +129,7 @@ export function createPersonWeb(options: PersonWebOptions): Hono<WebEnv> {
   })
   mountConsentPages(app, ctx)
   mountDashboard(app, ctx)
+  if (options.missions !== undefined) mountMissionPages(app, ctx, options.missions)
 
   app.notFound((c) => messagePage(c, ctx, 404, 'Page not found', 'There is no page at this address.'))
   app.onError((err, c) => {
