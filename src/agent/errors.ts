@@ -101,6 +101,10 @@ export async function readFailure(res: Response, party: string, url: string = re
   }
   const problem = parseProblem(text)
   const code = problem?.error
+  if (code === 'mission_terminated') {
+    const reason = (problem as { termination_reason?: unknown } | undefined)?.termination_reason
+    return new MissionTerminatedError(problem?.detail ?? 'the mission has ended', typeof reason === 'string' ? reason : undefined)
+  }
   if (isEndpointCode(code)) return new ProblemError(code, problem?.detail ?? `${party} answered ${res.status} ${code}`)
   return new AgentError('unexpected_response', `${party} answered ${res.status}${code === undefined ? '' : ` (${code})`}`, {
     status: res.status,
@@ -108,4 +112,19 @@ export async function readFailure(res: Response, party: string, url: string = re
     ...(code === undefined ? {} : { serverError: code }),
     ...(problem?.detail === undefined ? {} : { detail: problem.detail }),
   })
+}
+
+/**
+ * A mission the PS reports as ended (`403 mission_terminated`, main draft §Mission Status
+ * Errors): stop acting on it (AG-MIS-05). `terminationReason` says whether proposing a new one
+ * makes sense (`expired`: yes; `revoked`: no); an unknown reason is opaque.
+ */
+export class MissionTerminatedError extends ProblemError {
+  readonly missionStatus = 'terminated'
+  readonly terminationReason: string | undefined
+  constructor(message: string, terminationReason: string | undefined) {
+    super('mission_terminated', message)
+    this.terminationReason = terminationReason
+    this.name = 'MissionTerminatedError'
+  }
 }

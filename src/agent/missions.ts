@@ -12,7 +12,7 @@
  */
 
 import { decodeBase64url } from '../lib/base64url.js'
-import { parseProblem, ProblemError, sha256Base64url, type Capability, CAPABILITIES } from '../protocol/index.js'
+import { sha256Base64url, type Capability, CAPABILITIES } from '../protocol/index.js'
 import type { PollContext } from './deferred-poller.js'
 import { AgentError, readFailure } from './errors.js'
 import type { PersonServerClient } from './person-server-client.js'
@@ -69,21 +69,6 @@ export interface MissionCallOptions {
   readonly signal?: AbortSignal
 }
 
-/**
- * A mission the PS reports as ended (`403 mission_terminated`, main draft §Mission Status
- * Errors): stop acting on it (AG-MIS-05). `terminationReason` says whether proposing a new one
- * makes sense (`expired`: yes; `revoked`: no); an unknown reason is opaque.
- */
-export class MissionTerminatedError extends ProblemError {
-  readonly missionStatus = 'terminated'
-  readonly terminationReason: string | undefined
-  constructor(message: string, terminationReason: string | undefined) {
-    super('mission_terminated', message)
-    this.terminationReason = terminationReason
-    this.name = 'MissionTerminatedError'
-  }
-}
-
 /** What the mission calls need from the agent client. */
 export interface MissionCallContext {
   readonly ps: PersonServerClient
@@ -119,15 +104,8 @@ export async function verifyMission(s256: unknown, mission: unknown): Promise<{ 
   return { s256, blob: b as MissionBlob, bytes }
 }
 
-/** A failed mission call as its error; `mission_terminated` carries its reason. */
-async function failure(res: Response, url: URL): Promise<Error> {
-  if (res.status === 403) {
-    const problem = parseProblem(await res.clone().text().catch(() => '')) as (Record<string, unknown> & { error: string; detail?: string }) | undefined
-    if (problem?.error === 'mission_terminated') {
-      const reason = problem['termination_reason']
-      return new MissionTerminatedError(problem.detail ?? 'the mission has ended', typeof reason === 'string' ? reason : undefined)
-    }
-  }
+/** A failed mission call as its error (`mission_terminated` carries its reason). */
+function failure(res: Response, url: URL): Promise<Error> {
   return readFailure(res, 'person server', url.href)
 }
 

@@ -51,12 +51,11 @@ import { missionTerminated } from './token-request.js'
 /** Longest token accepted as a parameter (characters). */
 const MAX_TOKEN_CHARS = 16_384
 /** `queryAudit` page size (the store's maximum). */
-const AUDIT_PAGE = 1000
-
 /** Audit event types of the delegation trail (scenario S3). */
 export const DELEGATION_EVENT = {
   created: 'delegation.created',
   used: 'delegation.used',
+  renewed: 'delegation.renewed',
   revoked: 'delegation.revoked',
 } as const
 
@@ -163,22 +162,12 @@ export async function subAgentStillValid(ctx: PsContext, sub: SubAgent): Promise
   return (await ctx.store.getBinding(sub.claims.iss, sub.claims.sub))?.revokedAt === undefined
 }
 
-/** Whether the audit trail already records a delegation from `parent` to the sub-agent for this person. */
-async function delegationRecorded(ctx: PsContext, personId: string, subAgent: string, parent: string): Promise<boolean> {
-  let afterSeq: number | undefined
-  for (;;) {
-    const page = await ctx.store.queryAudit({ personId, agentSub: subAgent, limit: AUDIT_PAGE, ...(afterSeq === undefined ? {} : { afterSeq }) })
-    if (page.some((e) => e.type === DELEGATION_EVENT.created && e.agentSub === subAgent && e.parentAgent === parent)) return true
-    const last = Math.max(...page.map((e) => e.seq ?? -Infinity))
-    if (page.length < AUDIT_PAGE || !Number.isFinite(last) || last === afterSeq) return false
-    afterSeq = last
-  }
-}
-
 /**
- * The delegation events of one issuance for a sub-agent: `delegation.created` the first time the
- * parent obtains a token for it (delegator, sub-agent, scope, expiry, mission), `delegation.used`
- * every time. Committed with the token.
+ * The delegation events of one issuance for a sub-agent, committed with the token (scenario S3):
+ * `delegation.created` when the parent obtains a token for a sub-agent that holds no live one from
+ * it (delegator, sub-agent, scope, expiry, mission); `delegation.renewed` when it replaces a live
+ * token of the same kind, resource and scope (the original and the new expiry);
+ * `delegation.used` every time.
  */
 export async function delegationEvents(ctx: PsContext, issued: IssuedToken): Promise<AuditEvent[]> {
   if (issued.parentAgent === undefined) return []
@@ -193,9 +182,17 @@ export async function delegationEvents(ctx: PsContext, issued: IssuedToken): Pro
     decision: 'grant',
   }
   const detail = { delegator: issued.parentAgent, agent: issued.agentSub, jti: issued.jti, kind: issued.kind, expiresAt: issued.expiresAt }
-  const used: AuditEvent = { ...base, type: DELEGATION_EVENT.used, detail }
-  if (await delegationRecorded(ctx, issued.personId, issued.agentSub, issued.parentAgent)) return [used]
-  return [{ ...base, type: DELEGATION_EVENT.created, detail }, used]
+  const live = (await ctx.store.liveIssued({ agentIss: issued.agentIss, agentSub: issued.agentSub, personId: issued.personId, now: ctx.now() })).filter(
+    (t) => t.jti !== issued.jti && t.agentSub === issued.agentSub && t.parentAgent === issued.parentAgent,
+  )
+  const original = live
+    .filter((t) => t.kind === issued.kind && t.resource === issued.resource && (t.scope ?? '') === (issued.scope ?? ''))
+    .sort((a, b) => b.expiresAt - a.expiresAt)[0]
+  return [
+    ...(live.length === 0 ? [{ ...base, type: DELEGATION_EVENT.created, detail }] : []),
+    ...(original === undefined ? [] : [{ ...base, type: DELEGATION_EVENT.renewed, detail: { ...detail, original: original.jti, originalExpiresAt: original.expiresAt } }]),
+    { ...base, type: DELEGATION_EVENT.used, detail },
+  ]
 }
 
 /**

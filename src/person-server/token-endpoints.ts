@@ -66,9 +66,23 @@ function eventFor(ctx: PsContext, c: TokenCase, type: string, person: PersonReco
     resource: c.resource,
     ...(c.scopes.length === 0 ? {} : { scope: c.scopes.join(' ') }),
     ...(c.mission === undefined ? {} : { missionS256: c.mission.s256 }),
-    ...(c.r3 === undefined && c.upstream === undefined ? {} : { detail: { ...(c.r3 === undefined ? {} : { r3_uri: c.r3.uri, r3_s256: c.r3.s256 }), ...(c.upstream === undefined ? {} : { upstream: upstreamDetail(c.upstream) }) } }),
+    ...extra,
+    ...detailOf(c, extra.detail),
+  }
+}
+
+/**
+ * The event detail of a case: the R3 reference, the upstream chain and — under a mission, whose
+ * log records token requests with their justifications (MIS-LOG-01) — the agent's justification.
+ */
+function detailOf(c: TokenCase, extra: AuditEvent['detail']): Pick<AuditEvent, 'detail'> {
+  const detail = {
+    ...(c.r3 === undefined ? {} : { r3_uri: c.r3.uri, r3_s256: c.r3.s256 }),
+    ...(c.upstream === undefined ? {} : { upstream: upstreamDetail(c.upstream) }),
+    ...(c.mission === undefined || c.params.justification === undefined ? {} : { justification: c.params.justification }),
     ...extra,
   }
+  return Object.keys(detail).length === 0 ? {} : { detail }
 }
 
 /** The consent view of a case. */

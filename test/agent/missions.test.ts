@@ -57,6 +57,10 @@ describe('agent missions', () => {
     await w.ps.ps.missions.revoke(w.alice, m.s256)
     const err = await w.client.completeMission(m.s256, 'done').catch((e: unknown) => e)
     expect(err).toMatchObject({ code: 'mission_terminated', terminationReason: 'revoked' })
+    // The same from a call under the mission: the person token request is refused with the reason.
+    const viaFetch = await w.client.fetch(`${w.app.origin}/profile`, { aauth: { mission: m.s256 } }).catch((e: unknown) => e)
+    expect(viaFetch).toBeInstanceOf(MissionTerminatedError)
+    expect(viaFetch).toMatchObject({ code: 'mission_terminated', terminationReason: 'revoked' })
   })
 
   it('AG-MIS-02 a blob that does not hash to s256 is refused with a typed error', async () => {

@@ -265,7 +265,7 @@ describe('mission endpoint', () => {
   })
 
   it('PS-CON-06 a token request under the mission shows the person the mission and its accepted updates', async () => {
-    const r = await send(`${ps.issuer}/person`, agent, { json: { resource: HOTELS, mission_s256: s256, capabilities: ['interaction'] } })
+    const r = await send(`${ps.issuer}/person`, agent, { json: { resource: HOTELS, mission_s256: s256, capabilities: ['interaction'], justification: 'To book the replacement hotel.' } })
     expect(r.res.status).toBe(202)
     const rec = (await ps.store.openPending(alice)).find((p) => p.kind === 'person_token' && p.view.missionS256 === s256)!
     expect(rec.view.mission).toEqual({ description: blob['description'], updates: ['# Hotel unavailable\n\nA comparable hotel two blocks away.'] })
@@ -327,6 +327,8 @@ describe('mission endpoint', () => {
     expect(at('mission:update')).toBeLessThan(at('mission:completion'))
     expect(at('mission:completion')).toBeLessThan(at('mission:terminated'))
     for (let i = 1; i < log.length; i++) expect(log[i]!.at).toBeGreaterThanOrEqual(log[i - 1]!.at)
+    // Token requests are logged with their justifications.
+    expect(log.find((e) => e.type === 'request.pending')?.detail).toMatchObject({ justification: 'To book the replacement hotel.' })
   })
 
   it('REV-12 the person revokes a mission: terminated as revoked, grants and live tokens under it withdrawn, waiting requests end, later requests 403', async () => {

@@ -107,6 +107,10 @@ describe('parent-mediated person tokens', () => {
     expect(trail.filter((e) => e.type === DELEGATION_EVENT.created)).toHaveLength(1)
     expect(trail.filter((e) => e.type === DELEGATION_EVENT.used).length).toBeGreaterThanOrEqual(2)
     expect(trail[0]).toMatchObject({ type: DELEGATION_EVENT.created, agentSub: subId, parentAgent: parent.id, resource: res.issuer, detail: { delegator: parent.id, agent: subId } })
+    // The second person token renews the first: the original and both expiries are on record.
+    const renewed = trail.filter((e) => e.type === DELEGATION_EVENT.renewed)
+    expect(renewed).toHaveLength(1)
+    expect(renewed[0]).toMatchObject({ agentSub: subId, parentAgent: parent.id, detail: { original: claims['jti'], originalExpiresAt: (claims['exp'] as number) * 1000, expiresAt: expect.any(Number) } })
     // The sub-agent is remembered for its person (dashboard, revocation by identifier).
     expect(await ps.store.getBinding(ap.issuer, subId)).toMatchObject({ personId: alice })
   })
