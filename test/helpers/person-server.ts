@@ -95,3 +95,15 @@ export async function psWorld(routes: Record<string, RouteRequirement>, o: { ps?
   })
   return { ps, app, client, key, apIssuer, agentId: () => agentSub, steps, alice, codes }
 }
+
+/**
+ * Binds agent `agentSub` (of provider `agentIss`) to `personId` with standing grants at
+ * `resource`: the identity grant plus `scopes` (as an approval remembered "always" would).
+ */
+export async function bindWithGrants(store: PersonServerStore, o: { agentIss: string; agentSub: string; personId: string; resource: string; scopes: readonly string[] }): Promise<void> {
+  const at = Date.now()
+  await store.commit({
+    bindings: [{ agentIss: o.agentIss, agentSub: o.agentSub, personId: o.personId, createdAt: at }],
+    grants: ['', ...o.scopes].map((scope, i) => ({ id: `${o.agentSub}-${i}-${at}`, personId: o.personId, agentIss: o.agentIss, agentSub: o.agentSub, resource: o.resource, scope, createdAt: at })),
+  })
+}

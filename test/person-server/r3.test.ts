@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { decodeJwt, generateKeyPair, jwkThumbprint, r3Digest, randomJti, serializeR3, type IssuerKey, type PerCallProposal, type R3Document } from '../../src/protocol/index.js'
 import { perCallCeiling } from '../../src/person-server/index.js'
 import { closeAll, serve } from '../helpers/aauth-servers.js'
-import { startRealPersonServer, type RunningPs } from '../helpers/person-server.js'
+import { bindWithGrants, startRealPersonServer, type RunningPs } from '../helpers/person-server.js'
 import { forgeToken, loopIssuer, makeAgent, send, type Agent, type LoopIssuer } from '../resource/resource-fixture.js'
 
 const OPENAPI = 'urn:aauth:vocabulary:openapi'
@@ -103,12 +103,8 @@ beforeAll(async () => {
   ps = await startRealPersonServer({ policy: perCallCeiling({ parameter: 'amount', max: 50_000 }) })
   alice = await ps.addPerson('alice')
   agent = await makeAgent(ap, { local: 'travel-bot.7f3c', ps: ps.issuer })
-  const at = Date.now()
-  await ps.store.commit({
-    bindings: [{ agentIss: ap.issuer, agentSub: agent.id, personId: alice, createdAt: at }],
-    // Alice's standing grant for bookings:write (remembered "always").
-    grants: ['', 'bookings:write'].map((scope, i) => ({ id: `g-${i}-${at}`, personId: alice, agentIss: ap.issuer, agentSub: agent.id, resource: res.issuer, scope, createdAt: at })),
-  })
+  // Alice's standing grant for bookings:write (remembered "always").
+  await bindWithGrants(ps.store, { agentIss: ap.issuer, agentSub: agent.id, personId: alice, resource: res.issuer, scopes: ['bookings:write'] })
   const r = await send(`${ps.issuer}/person`, agent, { json: { resource: res.issuer } })
   expect(r.res.status).toBe(200)
   pt = ((await r.res.json()) as { person_token: string }).person_token

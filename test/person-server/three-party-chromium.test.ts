@@ -6,21 +6,14 @@
  * the consent page is saved to test-artifacts/.
  */
 import { mkdirSync } from 'node:fs'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { chromium, type Browser, type Page } from 'playwright-core'
-import { closeAll } from '../helpers/aauth-servers.js'
+import { describe, expect, it } from 'vitest'
+import type { Page } from 'playwright-core'
+import { useBrowser } from '../helpers/chromium.js'
 import { psWorld } from '../helpers/person-server.js'
 
 const XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script> I need to **book** your flight'
 
-let browser: Browser
-beforeAll(async () => {
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] })
-}, 30_000)
-afterAll(async () => {
-  await browser?.close()
-  await closeAll()
-})
+const browser = useBrowser()
 
 /** Logs in if asked, then decides on the consent page `userUrl` leads to. */
 async function consentInBrowser(page: Page, userUrl: string, shot?: string): Promise<string> {
@@ -44,7 +37,7 @@ async function consentInBrowser(page: Page, userUrl: string, shot?: string): Pro
 
 describe('three-party flow in Chromium', () => {
   it('PS-CON-03 / PS-CON-05 / PS-TOK-08 agent → resource → PS → consent page (Chromium) → auth token → 200', async () => {
-    const context = await browser.newContext({ viewport: { width: 390, height: 844 } })
+    const context = await browser().newContext({ viewport: { width: 390, height: 844 } })
     const page = await context.newPage()
     const dialogs: string[] = []
     page.on('dialog', (d) => {

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { decodeJwt, randomJti } from '../../src/protocol/index.js'
 import { closeAll } from '../helpers/aauth-servers.js'
-import { startRealPersonServer, type RunningPs } from '../helpers/person-server.js'
+import { bindWithGrants, startRealPersonServer, type RunningPs } from '../helpers/person-server.js'
 import { forgeToken, loopIssuer, makeAgent, send, type Agent, type LoopIssuer } from '../resource/resource-fixture.js'
 
 let ps: RunningPs
@@ -22,12 +22,8 @@ let ptClaims: Record<string, unknown>
 
 const now = () => Math.floor(Date.now() / 1000)
 
-async function bind(a: Agent, personId: string, scopes: string[]): Promise<void> {
-  const at = Date.now()
-  await ps.store.commit({
-    bindings: [{ agentIss: ap.issuer, agentSub: a.id, personId, createdAt: at }],
-    grants: ['', ...scopes].map((scope, i) => ({ id: `${a.id}-${i}-${at}`, personId, agentIss: ap.issuer, agentSub: a.id, resource: res.issuer, scope, createdAt: at })),
-  })
+function bind(a: Agent, personId: string, scopes: string[]): Promise<void> {
+  return bindWithGrants(ps.store, { agentIss: ap.issuer, agentSub: a.id, personId, resource: res.issuer, scopes })
 }
 
 function resourceToken(claims: Record<string, unknown> = {}, issuer: LoopIssuer = res): Promise<string> {

@@ -16,7 +16,8 @@
  */
 import { mkdirSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
+import { launchChromium } from '../helpers/chromium.js'
 import { AgentCredentials, createAgentClient, KeyRing, type AgentClient } from '../../src/agent/index.js'
 import { createSigner, decodeJwt, generateKeyPair, signRequest, type GeneratedKeyPair, type Signer } from '../../src/protocol/index.js'
 import { bookingApi, type Booking } from '../../examples/booking-api.js'
@@ -104,7 +105,7 @@ async function signedAs(url: string, method: string, token: string, body?: strin
 }
 
 beforeAll(async () => {
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] })
+  browser = await launchChromium()
   context = await browser.newContext({ viewport: { width: 390, height: 844 } })
   page = await context.newPage()
   const started = await startAgentProvider()

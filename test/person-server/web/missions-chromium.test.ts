@@ -4,25 +4,17 @@
  * (escaped, inert), edits it, drops a tool, picks 30 days and approves; the agent gets the blob
  * with the person's edits and its digest checks out.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { chromium, type Browser } from 'playwright-core'
-import { closeAll } from '../../helpers/aauth-servers.js'
+import { describe, expect, it } from 'vitest'
+import { useBrowser } from '../../helpers/chromium.js'
 import { psWorld } from '../../helpers/person-server.js'
 
 const XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
 
-let browser: Browser
-beforeAll(async () => {
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] })
-}, 30_000)
-afterAll(async () => {
-  await browser?.close()
-  await closeAll()
-})
+const browser = useBrowser()
 
 describe('mission consent in Chromium', () => {
   it('MIS-02 PS-CON-06 the person edits and approves a proposal in the browser; the agent gets the edited blob', async () => {
-    const page = await (await browser.newContext()).newPage()
+    const page = await (await browser().newContext()).newPage()
     const dialogs: string[] = []
     page.on('dialog', (d) => {
       dialogs.push(d.message())
