@@ -32,6 +32,8 @@ let agentId = ''
 let agentSigner: Awaited<ReturnType<typeof createSigner>>
 /** Where R1's interaction links sent the person. */
 const chainedHops: string[] = []
+/** R1's own pending URLs for chained requests. */
+const chainedPending: string[] = []
 /** What R1's handler saw and what its downstream call returned, per request. */
 const served: { access: ResourceAccess; downstream: number; body: unknown }[] = []
 
@@ -105,9 +107,10 @@ beforeAll(async () => {
     minPollIntervalMs: 0,
     // The person follows links themselves here (a PS relay would put them on Alice's dashboard).
     relayInteraction: false,
-    onInteraction: async ({ code: given, userUrl, origin }) => {
+    onInteraction: async ({ code: given, userUrl, origin, pendingUrl }) => {
       let code = given
       if (origin === r1) {
+        chainedPending.push(pendingUrl)
         // Interaction chaining: R1's own link sends the person on to the PS's page for the downstream request.
         const hop = await fetch(userUrl, { redirect: 'manual' })
         expect(hop.status).toBe(303)
@@ -206,6 +209,13 @@ describe('interaction chaining', () => {
     // The grant Alice gave is the intermediary's, and it is still bound to no one.
     expect((await ps.store.listGrants(alice)).filter((g) => g.scope === 'payments:refund').map((g) => g.agentSub)).toEqual([chain.agentId])
     expect(await ps.store.getBinding(r1, chain.agentId)).toBeUndefined()
+    // DEF-02: R1's pending URL answers the caller's key only; another key learns nothing.
+    const pending = chainedPending.at(-1)!
+    const caller = served.at(-1)!.access
+    expect(chain.poll(new Request(pending), caller)!.status).toBe(201)
+    const stranger = chain.poll(new Request(pending), { ...caller, agentJkt: 'another-agents-key-thumbprint' })!
+    expect(stranger.status).toBe(408)
+    expect(await stranger.json()).toMatchObject({ error: 'expired' })
   })
 
   it('CHAIN-05 an unknown chained interaction code or pending URL is refused', async () => {
