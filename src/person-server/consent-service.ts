@@ -11,6 +11,7 @@
 import { normalizeInteractionCode, ProblemError } from '../protocol/index.js'
 import { ConsentError, type ConsentDecision, type ConsentService, type MissionChoices, type RememberChoice, type RevocationReport } from './consent.js'
 import type { PsContext } from './context.js'
+import { delegationEvents, upstreamJtiStillValid } from './delegation.js'
 import { mint, type IssueWork } from './issuance.js'
 import { agentMissionsRevoked, decideMission, isMissionRequest } from './missions.js'
 import { orgLimits } from './policy.js'
@@ -175,6 +176,17 @@ export function createConsentService(ctx: PsContext, cascade: RevocationCascadeL
     if (issue.kind === 'auth_token' && ((await ctx.store.isRevoked(issue.rtIss, issue.rtJti)) || (await ctx.store.getIssued(issue.presentedJti))?.revokedAt !== undefined)) {
       return endRequest(rec, personId, 'revoked', { error: 'revoked', detail: 'a token this request depends on was revoked' }, 'a token the request depends on was revoked')
     }
+    // A chained request: the upstream token and the agent that started the chain (PS-CH-06).
+    if (issue.upstreamJti !== undefined && !(await upstreamJtiStillValid(ctx, issue.upstreamJti))) {
+      return endRequest(rec, personId, 'revoked', { error: 'revoked', detail: 'the upstream token of this request, or its agent, was revoked' }, 'upstream token or its agent revoked')
+    }
+    // Parent-mediated: the sub-agent itself, revoked while its parent's request waited.
+    if (issue.parentAgent !== undefined) {
+      const sub = await ctx.store.getBinding(issue.agentIss, issue.agentSub)
+      if (sub?.revokedAt !== undefined || (issue.subAgentJti !== undefined && (await ctx.store.isRevoked(issue.agentIss, issue.subAgentJti)))) {
+        return endRequest(rec, personId, 'revoked', { error: 'revoked', detail: 'the sub-agent was revoked' }, 'sub-agent revoked')
+      }
+    }
     if (issue.missionS256 !== undefined) {
       const m = await ctx.store.getMission(issue.missionS256)
       if (m === undefined || m.status !== 'active' || (m.expiresAt !== undefined && m.expiresAt <= ctx.now())) {
@@ -190,7 +202,11 @@ export function createConsentService(ctx: PsContext, cascade: RevocationCascadeL
     if (refused !== undefined) return refused
     try {
       const minted = await mint(ctx, issue, personId, 'approved by the person')
-      return await resolve(rec, { state: 'granted', personId, result: { status: 200, body: minted.body }, code: null }, { ...base, ...minted.batch, audit: [approved, ...(minted.batch.audit ?? [])] }, seen)
+      // Parent-mediated: the sub-agent is remembered for the person and the delegation trail written (PS-SUB-03).
+      const delegation = await delegationEvents(ctx, minted.issued)
+      const subBinding = issue.parentAgent === undefined || (await ctx.store.getBinding(issue.agentIss, issue.agentSub)) !== undefined ? [] : [{ agentIss: issue.agentIss, agentSub: issue.agentSub, personId, createdAt: ctx.now() }]
+      const batch = { ...base, bindings: [...(base.bindings ?? []), ...subBinding], ...minted.batch, audit: [approved, ...(minted.batch.audit ?? []), ...delegation] }
+      return await resolve(rec, { state: 'granted', personId, result: { status: 200, body: minted.body }, code: null }, batch, seen)
     } catch (e) {
       if (!(e instanceof ProblemError)) throw e
       const result = { status: e.status, body: { error: e.code, detail: e.message } }

@@ -135,8 +135,8 @@ export async function readDelegation(ctx: PsContext, req: AgentRequest): Promise
 }
 
 /** The issuance fields a sub-agent changes: its key, its identifier, its parent, the tighter `exp`. */
-export function subAgentWork(parent: AgentTokenClaims, sub: SubAgent): { agentSub: string; parentAgent: string; cnfJwk: AgentTokenClaims['cnf']['jwk']; agentExp: number } {
-  return { agentSub: sub.claims.sub, parentAgent: parent.sub, cnfJwk: sub.claims.cnf.jwk, agentExp: Math.min(parent.exp, sub.claims.exp) }
+export function subAgentWork(parent: AgentTokenClaims, sub: SubAgent): { agentSub: string; parentAgent: string; subAgentJti: string; cnfJwk: AgentTokenClaims['cnf']['jwk']; agentExp: number } {
+  return { agentSub: sub.claims.sub, parentAgent: parent.sub, subAgentJti: sub.claims.jti, cnfJwk: sub.claims.cnf.jwk, agentExp: Math.min(parent.exp, sub.claims.exp) }
 }
 
 /**
@@ -144,10 +144,13 @@ export function subAgentWork(parent: AgentTokenClaims, sub: SubAgent): { agentSu
  * mode a request the parent's grants do not cover is refused, naming what is outside, instead of
  * asking the person; `ask` mode leaves the verdict as it is.
  */
-export function delegatedVerdict(ctx: PsContext, verdict: Decision, parent: string): Decision {
+export function delegatedVerdict(ctx: PsContext, verdict: Decision, parent: string, perCall = false): Decision {
   if ((ctx.options.subAgents?.consent ?? 'within-parent-grant') === 'ask' || verdict.decision !== 'ask') return verdict
   const outside = verdict.newScopes ?? []
-  const reason = outside.length === 0 ? `${parent} holds no grant to act at this resource for its sub-agent` : `outside what ${parent} was granted: ${outside.join(' ')}`
+  const reason =
+    perCall ? `a per-call proposal needs the person's approval, which a sub-agent is not given in this deployment (subAgents.consent: 'within-parent-grant')`
+    : outside.length === 0 ? `${parent} holds no grant to act at this resource for its sub-agent`
+    : `outside what ${parent} was granted: ${outside.join(' ')}`
   return { decision: 'deny', reason }
 }
 
@@ -293,10 +296,9 @@ export async function readUpstream(ctx: PsContext, req: AgentRequest): Promise<U
   const record = kind === 'person' ? own : own?.presentedJti === undefined ? undefined : ((await ctx.store.getIssued(own.presentedJti)) ?? own)
   if (own === undefined || record === undefined) throw new ProblemError('invalid_upstream_token', 'this person server has no record of the agent upstream_token was issued to')
   if (own.revokedAt !== undefined) throw new ProblemError('revoked_upstream_token', 'upstream_token was revoked')
-  const binding = await ctx.store.getBinding(own.agentIss, own.parentAgent ?? own.agentSub)
-  if (binding === undefined || binding.revokedAt !== undefined || binding.personId !== own.personId) {
-    throw new ProblemError('revoked_upstream_token', 'the agent upstream_token was issued to is no longer bound to its person')
-  }
+  const origin = await chainOrigin(ctx, own)
+  if (origin === 'unknown') throw new ProblemError('invalid_upstream_token', 'this person server cannot follow upstream_token back to the agent that started the chain')
+  if (origin === 'revoked') throw new ProblemError('revoked_upstream_token', 'the agent that started this chain is no longer bound to its person')
   // An agent token its provider revoked here withdrew every token issued to the agent (REV-11), `own` included.
   return { kind, claims, record, personId: own.personId }
 }
@@ -341,12 +343,39 @@ export async function upstreamMission(ctx: PsContext, up: Upstream, given: unkno
   return m
 }
 
+/**
+ * Follows an issued token up its chain (`upstreamJti`, at most {@link MAX_CHAIN_DEPTH} hops) to the
+ * agent that started it — an intermediary is never bound to a person, the calling agent at the top
+ * is (main draft §Upstream Token Verification step 4): `ok` when every link is live and that agent
+ * is still bound to the person, `revoked` when a link or the binding was withdrawn, `unknown` when
+ * a link is not on record (or the chain is deeper than followed).
+ */
+async function chainOrigin(ctx: PsContext, own: IssuedToken): Promise<'ok' | 'revoked' | 'unknown'> {
+  let rec: IssuedToken | undefined = own
+  for (let hop = 0; hop <= MAX_CHAIN_DEPTH; hop++) {
+    if (rec === undefined) return 'unknown'
+    if (rec.revokedAt !== undefined) return 'revoked'
+    if (rec.upstreamJti === undefined) {
+      const b = await ctx.store.getBinding(rec.agentIss, rec.parentAgent ?? rec.agentSub)
+      return b !== undefined && b.revokedAt === undefined && b.personId === rec.personId ? 'ok' : 'revoked'
+    }
+    rec = await ctx.store.getIssued(rec.upstreamJti)
+  }
+  return 'unknown'
+}
+
+/**
+ * Whether a chained request's upstream token (by `jti`) still stands: recorded, not revoked, and
+ * the agent that started the chain still bound. Checked after issuing and when the person approves.
+ */
+export async function upstreamJtiStillValid(ctx: PsContext, jti: string): Promise<boolean> {
+  const own = await ctx.store.getIssued(jti)
+  return own !== undefined && (await chainOrigin(ctx, own)) === 'ok'
+}
+
 /** Whether what a chained request was decided on still holds (the upstream token and its agent). */
-export async function upstreamStillValid(ctx: PsContext, up: Upstream): Promise<boolean> {
-  const own = await ctx.store.getIssued(up.claims.jti)
-  if (own === undefined || own.revokedAt !== undefined) return false
-  const b = await ctx.store.getBinding(own.agentIss, own.parentAgent ?? own.agentSub)
-  return b !== undefined && b.revokedAt === undefined && b.personId === own.personId
+export function upstreamStillValid(ctx: PsContext, up: Upstream): Promise<boolean> {
+  return upstreamJtiStillValid(ctx, up.claims.jti)
 }
 
 /** Most hops a revocation follows down a chain of chains. */

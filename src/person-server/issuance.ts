@@ -17,6 +17,8 @@ interface WorkBase {
   readonly agentIss: string
   readonly agentSub: string
   readonly parentAgent?: string
+  /** Parent-mediated: the sub-agent's agent token `jti` (its revocation ends the request). */
+  readonly subAgentJti?: string
   readonly cnfJwk: PublicJwk
   readonly agentExp: number
   /** The agent token the request was made with (its revocation ends the request). */

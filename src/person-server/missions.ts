@@ -27,6 +27,7 @@ import { requiredText, type AgentRequest } from './agent-requests.js'
 import { ConsentError, type MissionChoices, type MissionExpiry, type RevocationReport } from './consent.js'
 import type { PsContext } from './context.js'
 import { mint, type PersonTokenWork } from './issuance.js'
+import { chainedFrom } from './delegation.js'
 import { deferToPerson } from './pending.js'
 import {
   OPEN_PENDING_STATES,
@@ -578,7 +579,9 @@ export function createMissionService(ctx: PsContext, cascade: MissionRevocationC
         await ctx.store.commit({ pending: { id: p.id, from: OPEN_PENDING_STATES, patch: { state: 'revoked', result: { status: 403, body }, code: null, updatedAt: Math.max(now, p.updatedAt + 1) } } })
         ctx.changes.changed(p.id)
       }
-      const tokens = (await ctx.store.liveIssued({ agentIss: m.agentIss, agentSub: m.agentSub, personId, now })).filter((t) => t.missionS256 === s256)
+      const own = (await ctx.store.liveIssued({ agentIss: m.agentIss, agentSub: m.agentSub, personId, now })).filter((t) => t.missionS256 === s256)
+      // What intermediaries obtained with those tokens (call chaining) ends with them (REV-12, REV-13).
+      const tokens = [...own, ...(await chainedFrom(ctx, own, now))]
       return { tokens: tokens.length, outcomes: await cascade.revokeTokens(tokens) }
     },
   }

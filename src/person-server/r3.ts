@@ -21,6 +21,7 @@ import {
   readR3Operations,
   sendServerSigned,
   X_AAUTH_ACCESS_MODE,
+  jsonEqual,
   type R3AuthTokenClaims,
   type R3Display,
   type PerCallProposal,
@@ -154,9 +155,11 @@ export function r3Details(ref: R3Reference): Record<string, unknown> {
   if (ref.perCall) {
     const params = (doc as PerCallProposal).parameters
     for (const [name, value] of Object.entries(params)) {
-      if (Object.hasOwn(details, name)) continue
       const digest = typeof value === 'object' && value !== null && typeof (value as { s256?: unknown }).s256 === 'string'
-      details[name] = digest ? ((value as { excerpt?: string }).excerpt ?? '(sent by digest)') : value
+      const shown = digest ? ((value as { excerpt?: string }).excerpt ?? '(sent by digest)') : value
+      // The parameters bind the call: a display member of the same name never hides a different value.
+      if (!Object.hasOwn(details, name)) details[name] = shown
+      else if (!jsonEqual(details[name], shown)) details[`${name} (parameter)`] = shown
     }
     const op = doc.operations[0]
     if (op !== undefined) details['operation'] = Object.values(bare(op)).join(' ')

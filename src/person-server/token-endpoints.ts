@@ -215,7 +215,7 @@ async function settle(ctx: PsContext, c: TokenCase): Promise<Response> {
   let verdict: Decision = await decide(policyRequest(c, person), grants, ctx.options.organization, ctx.options.policy)
   // prompt=consent asks again what would have been granted; it never turns a denial into a question.
   if (verdict.decision === 'grant' && c.params.prompt?.includes('consent') === true && (c.subAgent === undefined || subAgentFirstContact(ctx))) verdict = { decision: 'ask', newScopes: c.scopes }
-  if (c.subAgent !== undefined) verdict = delegatedVerdict(ctx, verdict, c.req.agent.sub)
+  if (c.subAgent !== undefined) verdict = delegatedVerdict(ctx, verdict, c.req.agent.sub, c.r3?.perCall === true)
   if (verdict.decision === 'deny') return deny(ctx, c, person, verdict.reason)
   if (verdict.decision === 'grant') {
     const minted = await mint(ctx, c.work, person.id, verdict.reason ?? 'policy')
@@ -360,6 +360,22 @@ export async function updatedRequest(ctx: PsContext, rec: PendingRecord, req: Ag
   if (after.agentSub !== before.agentSub || (c.subAgent?.thumbprint ?? req.thumbprint) !== (await jwkThumbprint(before.cnfJwk))) throw new ProblemError('invalid_resource_token', 'an updated request must come from the key of the original')
   const now = Math.max(ctx.now(), rec.updatedAt + 1)
   const grants = rec.personId === undefined ? [] : await ctx.store.activeGrants(rec.personId, rec.agentIss, rec.agentSub, c.resource, ctx.now())
+  // The updated request is decided afresh where policy can refuse it outright (organisation limits,
+  // the policy hook — e.g. a per-call ceiling): a denial ends the request instead of reaching the person.
+  const person = rec.personId === undefined ? undefined : await ctx.store.getPerson(rec.personId)
+  if (person !== undefined) {
+    const verdict = await decide(policyRequest(c, person), grants, ctx.options.organization, ctx.options.policy)
+    if (verdict.decision === 'deny') {
+      const result = { status: 403, body: { error: 'denied', detail: verdict.reason } }
+      const ended = await ctx.store.commit({
+        pending: { id: rec.id, from: ['pending', 'interacting', 'clarification'], at: rec.updatedAt, patch: { state: 'denied', result, code: null, updatedAt: now } },
+        audit: [eventFor(ctx, c, 'request.denied', person, { decision: 'deny', reason: verdict.reason, detail: { pending: rec.id } })],
+      })
+      if (!ended.applied) throw new ProblemError('invalid_request', 'the request is no longer open')
+      ctx.changes.changed(rec.id)
+      throw new ProblemError('denied', verdict.reason)
+    }
+  }
   const held = new Set(grants.filter((g) => g.missionS256 === undefined || g.missionS256 === after.missionS256).map((g) => g.scope))
   const view = await viewFor(ctx, c, c.scopes.filter((s) => !held.has(s)))
   const work: PendingWork = { issue: after, capabilities: [...capabilitiesOf(c)] }

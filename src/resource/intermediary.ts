@@ -139,6 +139,8 @@ interface ChainPending {
   readonly agentJkt: string
   /** The final answer, once `work` settled. */
   done?: { status: number; headers: [string, string][]; body: Uint8Array }
+  /** The final answer was delivered: the URL is gone (`410`) from then on (DEF-02). */
+  delivered?: boolean
 }
 
 const PENDING_PATH = '/aauth/chain/pending/'
@@ -223,6 +225,8 @@ export async function createIntermediary(options: IntermediaryOptions): Promise<
     // Unknown, ended and someone else's answer alike.
     if (entry === undefined || entry.agentJkt !== access.agentJkt) return problemResponse(new ProblemError('expired', 'no such pending request (it ended or expired)'))
     if (entry.done === undefined) return pendingResponse({ location: url.href, retryAfter: 1 }, idOpts)
+    if (entry.delivered === true) return problemResponse(new ProblemError('invalid_code', 'this request has ended and its answer was delivered'))
+    entry.delivered = true
     return new Response(entry.done.body.slice(), { status: entry.done.status, headers: [...entry.done.headers, ['cache-control', 'no-store']] })
   }
 
@@ -233,6 +237,8 @@ export async function createIntermediary(options: IntermediaryOptions): Promise<
       const code = normalizeInteractionCode(url.searchParams.get('code') ?? '')
       const id = code === undefined ? undefined : byCode.get(code)
       const entry = id === undefined ? undefined : pending.get(id)
+      // Single use (CODE-04): the person is sent on once.
+      if (code !== undefined) byCode.delete(code)
       if (entry === undefined) return new Response('This link has expired or is not valid.', { status: 404, headers: { 'content-type': 'text/plain; charset=utf-8' } })
       // The person continues at the downstream person server, which decides.
       return new Response(null, { status: 303, headers: { location: entry.next, 'cache-control': 'no-store' } })

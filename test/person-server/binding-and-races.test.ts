@@ -186,18 +186,18 @@ describe('organisation mode cannot be bypassed', () => {
     expect(await r.res.json()).toMatchObject({ error: 'denied' })
   })
 
-  it('an updated_request widening past the intersection is denied when the person approves', async () => {
+  it('an updated_request widening past the intersection is denied at once (the request ends; the person cannot approve it)', async () => {
     const a = await makeAgent(ap, { local: 'approved', ps: org.issuer })
     const { pt, claims } = await personToken(a, org)
     const first = await send(`${org.issuer}/token`, a, { json: { resource_token: await resourceToken(a, claims, { scope: 'read' }, org), presented_token: pt, capabilities: ['interaction'] } })
     expect(first.res.status).toBe(202)
     const loc = first.res.headers.get('location')!
     const upd = await send(loc, a, { json: { action: 'updated_request', resource_token: await resourceToken(a, claims, { scope: 'read write' }, org), presented_token: pt } })
-    expect(upd.res.status).toBe(202)
+    expect(upd.res.status).toBe(403)
+    expect(await upd.res.json()).toMatchObject({ error: 'denied' })
     const id = loc.split('/').at(-1)!
-    await org.ps.consent.open(id, staff)
-    const rec = await org.ps.consent.decide(id, staff, { approve: true })
-    expect(rec.state).toBe('denied')
+    expect((await org.store.getPending(id))?.state).toBe('denied')
+    await expect(org.ps.consent.decide(id, staff, { approve: true })).rejects.toMatchObject({ code: 'closed' })
     expect(await org.store.liveIssued({ agentIss: ap.issuer, agentSub: a.id, now: Date.now() }).then((t) => t.filter((x) => x.kind === 'auth'))).toEqual([])
   })
 })

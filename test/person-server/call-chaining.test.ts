@@ -32,6 +32,8 @@ let agentId = ''
 let agentSigner: Awaited<ReturnType<typeof createSigner>>
 /** Where R1's interaction links sent the person. */
 const chainedHops: string[] = []
+/** R1's own interaction links for chained requests. */
+const chainedInteraction: string[] = []
 /** R1's own pending URLs for chained requests. */
 const chainedPending: string[] = []
 /** What R1's handler saw and what its downstream call returned, per request. */
@@ -112,6 +114,7 @@ beforeAll(async () => {
       if (origin === r1) {
         chainedPending.push(pendingUrl)
         // Interaction chaining: R1's own link sends the person on to the PS's page for the downstream request.
+        chainedInteraction.push(userUrl)
         const hop = await fetch(userUrl, { redirect: 'manual' })
         expect(hop.status).toBe(303)
         const next = new URL(hop.headers.get('location')!)
@@ -212,10 +215,15 @@ describe('interaction chaining', () => {
     // DEF-02: R1's pending URL answers the caller's key only; another key learns nothing.
     const pending = chainedPending.at(-1)!
     const caller = served.at(-1)!.access
-    expect(chain.poll(new Request(pending), caller)!.status).toBe(201)
     const stranger = chain.poll(new Request(pending), { ...caller, agentJkt: 'another-agents-key-thumbprint' })!
     expect(stranger.status).toBe(408)
     expect(await stranger.json()).toMatchObject({ error: 'expired' })
+    // The interaction code was single use.
+    expect((await fetch(chainedInteraction.at(-1)!, { redirect: 'manual' })).status).toBe(404)
+    // The caller had its answer: the URL is gone now (410).
+    const gone = chain.poll(new Request(pending), caller)!
+    expect(gone.status).toBe(410)
+    expect(await gone.json()).toMatchObject({ error: 'invalid_code' })
   })
 
   it('CHAIN-05 an unknown chained interaction code or pending URL is refused', async () => {
@@ -320,5 +328,27 @@ describe('upstream_token refused', () => {
     const replay = await send(`${r2.origin}/charge`, { signer: intermediaryAgent.signer, token: downAuthRaw }, { json: { amount: 1 } })
     expect(replay.res.status).toBe(401)
     expect(replay.res.headers.get('signature-error')).toMatch(/error=revoked_jwt/)
+  })
+})
+
+describe('chains of chains', () => {
+  it('PS-CH-06 an upstream token two hops down is judged by the agent that started the chain: live and bound → valid; its binding revoked → not; a link missing → not', async () => {
+    const { upstreamJtiStillValid } = await import('../../src/person-server/delegation.js')
+    const at = Date.now()
+    const dave = await ps.addPerson('dave')
+    const rec = (jti: string, agentSub: string, upstreamJti?: string) => ({
+      jti, kind: 'person' as const, personId: dave, agentIss: apIssuer, agentSub, resource: r2.origin, sub: 'directed', issuedAt: at, expiresAt: at + 600_000,
+      ...(upstreamJti === undefined ? {} : { upstreamIss: ps.issuer, upstreamJti }),
+    })
+    await ps.store.commit({
+      bindings: [{ agentIss: apIssuer, agentSub: 'aauth:origin@agents.example', personId: dave, createdAt: at }],
+      // The calling agent's token, the first intermediary's (never bound), the second's.
+      issued: [rec('hop0', 'aauth:origin@agents.example'), rec('hop1', 'aauth:i1@r1.example', 'hop0'), rec('hop2', 'aauth:i2@r2.example', 'hop1'), rec('dangling', 'aauth:i3@r3.example', 'nowhere')],
+    })
+    expect(await upstreamJtiStillValid(ps.ps.context, 'hop2')).toBe(true)
+    expect(await upstreamJtiStillValid(ps.ps.context, 'dangling')).toBe(false)
+    await ps.store.commit({ revokeBindings: [{ agentIss: apIssuer, agentSub: 'aauth:origin@agents.example', at: Date.now() }] })
+    expect(await upstreamJtiStillValid(ps.ps.context, 'hop2')).toBe(false)
+    expect(await upstreamJtiStillValid(ps.ps.context, 'hop1')).toBe(false)
   })
 })

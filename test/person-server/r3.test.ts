@@ -200,6 +200,20 @@ describe('R3 per-call proposals', () => {
     expect(last).toMatchObject({ type: 'request.denied', decision: 'deny', reason: 'amount 60000 is above the configured ceiling of 50000', detail: { r3_s256: ref.r3_s256 } })
   })
 
+  it('PS-CLAR-02 an updated_request that policy refuses (a new proposal above the ceiling) ends the request as denied, nothing issued', async () => {
+    const first = await publish(proposal(100, false))
+    const r = await send(`${ps.issuer}/token`, agent, { json: { resource_token: await resourceToken(first), presented_token: pt, capabilities: ['interaction'] } })
+    expect(r.res.status).toBe(202)
+    const location = r.res.headers.get('location')!
+    const before = await issuedCount()
+    const bigger = await publish(proposal(70_000, false))
+    const u = await send(location, agent, { json: { action: 'updated_request', resource_token: await resourceToken(bigger), presented_token: pt } })
+    expect(u.res.status).toBe(403)
+    expect(await u.res.json()).toMatchObject({ error: 'denied', detail: 'amount 70000 is above the configured ceiling of 50000' })
+    expect((await ps.store.getPending(location.split('/').pop()!))?.state).toBe('denied')
+    expect(await issuedCount()).toBe(before)
+  })
+
   it('the mission ceiling wins over the configured one (limits in the mission blob)', async () => {
     const blob = JSON.stringify({ agent: agent.id, approved_at: new Date().toISOString(), description: 'Book my Sydney trip under $2,000', limits: { amount: { max: 2000, currency: 'USD' } } })
     const s256 = await r3Digest(blob)

@@ -10,7 +10,7 @@ import { createAgentToken, createSigner, decodeJwt, generateKeyPair, jwkThumbpri
 import { createAgentProvider, KeyRing } from '../../src/agent/index.js'
 import { DELEGATION_EVENT } from '../../src/person-server/delegation.js'
 import { closeAll, LOOPBACK } from '../helpers/aauth-servers.js'
-import { startRealPersonServer, type RunningPs } from '../helpers/person-server.js'
+import { bindWithGrants, startRealPersonServer, type RunningPs } from '../helpers/person-server.js'
 import { forgeToken, loopIssuer, makeAgent, send, type Agent, type LoopIssuer } from '../resource/resource-fixture.js'
 
 let ps: RunningPs
@@ -239,6 +239,27 @@ describe("subAgents: { consent: 'ask' }", () => {
     expect(claims).toMatchObject({ scope: 'read write' })
     expect((claims['cnf'] as { jwk: { x: string } }).jwk.x).toBe(subKey.publicJwk.x)
     expect((await ps2.store.listGrants(bob)).filter((g) => g.scope === 'write').map((g) => g.agentSub)).toEqual([parent.id])
+    // Approved through the page, the sub-agent is remembered and the delegation written, as on the direct path.
+    expect(await ps2.store.getBinding(ap.issuer, subId)).toMatchObject({ personId: bob })
+    const trail = (await ps2.store.queryAudit({ personId: bob, agentSub: subId, limit: 100 })).map((e) => e.type)
+    expect(trail).toEqual(expect.arrayContaining([DELEGATION_EVENT.used]))
+  })
+
+  it('PS-SUB-01 a sub-agent revoked while its parent\'s request waits: the person\'s approval ends it as revoked, nothing issued', async () => {
+    const ps3 = await startRealPersonServer({ subAgents: { consent: 'ask' } })
+    const carol = await ps3.addPerson('carol')
+    await bindWithGrants(ps3.store, { agentIss: ap.issuer, agentSub: parent.id, personId: carol, resource: res.issuer, scopes: ['read'] })
+    const pt = ((await (await send(`${ps3.issuer}/person`, parent, { json: { resource: res.issuer, subagent_token: sub.token } })).res.json()) as { person_token: string }).person_token
+    const rt = await resourceToken(pt, { aud: ps3.issuer, ps: ps3.issuer, scope: 'read write' })
+    const r = await send(`${ps3.issuer}/token`, parent, { json: { resource_token: rt, presented_token: pt, subagent_token: sub.token, capabilities: ['interaction'] } })
+    expect(r.res.status).toBe(202)
+    const [pending] = await ps3.store.openPending(carol)
+    // Carol revokes the sub-agent (by its identifier) before deciding its parent's request.
+    await ps3.ps.revokeAgent(carol, ap.issuer, subId)
+    await ps3.ps.consent.open(pending!.id, carol)
+    const ended = await ps3.ps.consent.decide(pending!.id, carol, { approve: true })
+    expect(ended).toMatchObject({ state: 'revoked', result: { status: 403, body: { error: 'revoked' } } })
+    expect((await ps3.store.liveIssued({ agentIss: ap.issuer, agentSub: subId, now: Date.now() })).filter((t) => t.kind === 'auth')).toEqual([])
   })
 })
 
