@@ -405,7 +405,7 @@ function pick<T>(proposed: readonly T[] | undefined, keep: readonly string[] | u
 export async function decideMission(ctx: PsContext, rec: PendingRecord, personId: string, choices: MissionChoices = {}): Promise<MissionDecision> {
   const work = (rec.work as unknown as { mission: MissionWork }).mission
   const now = ctx.now()
-  if (work.op === 'propose') return approveProposal(ctx, work, personId, choices, now)
+  if (work.op === 'propose') return approveProposal(ctx, work, personId, choices, now, (rec.work as { capabilities?: readonly string[] }).capabilities)
   const m = await ctx.store.getMission(work.s256)
   if (m === undefined || m.status !== 'active' || (m.expiresAt !== undefined && m.expiresAt <= now)) {
     if (m !== undefined) await terminateIfExpired(ctx, m.s256)
@@ -425,7 +425,7 @@ export async function decideMission(ctx: PsContext, rec: PendingRecord, personId
   }
 }
 
-async function approveProposal(ctx: PsContext, work: Extract<MissionWork, { op: 'propose' }>, personId: string, choices: MissionChoices, now: number): Promise<MissionDecision> {
+async function approveProposal(ctx: PsContext, work: Extract<MissionWork, { op: 'propose' }>, personId: string, choices: MissionChoices, now: number, declared: readonly string[] | undefined): Promise<MissionDecision> {
   const description = choices.description ?? work.description
   if (description.trim() === '' || description.length > MAX_MISSION_TEXT) throw new ConsentError('bad_input', `The description must have 1 to ${MAX_MISSION_TEXT} characters.`)
   const expiry = choices.expiry ?? 'none'
@@ -458,7 +458,7 @@ async function approveProposal(ctx: PsContext, work: Extract<MissionWork, { op: 
   if (await ctx.store.isRevoked(work.agent.agentIss, work.agent.agentJti!)) {
     return { state: 'revoked', result: { status: 403, body: { error: 'revoked', detail: "the agent provider revoked the agent's token" } }, batch: { audit: [] } }
   }
-  const mission: MissionRecord = { s256, agentIss: work.agent.agentIss, agentSub: work.agent.agentSub, personId, status: 'active', blob: bytes, createdAt: now, ...(expiresAt === undefined ? {} : { expiresAt }) }
+  const mission: MissionRecord = { s256, agentIss: work.agent.agentIss, agentSub: work.agent.agentSub, personId, status: 'active', blob: bytes, createdAt: now, ...(expiresAt === undefined ? {} : { expiresAt }), ...(declared === undefined ? {} : { capabilities: declared }) }
   const personTokens: Record<string, string> = {}
   const batch = { issued: [] as IssuedToken[], subjects: [] as NonNullable<StoreBatch['subjects']>[number][], grants: [] as Grant[], audit: [] as AuditEvent[] }
   for (const resource of resources ?? []) {

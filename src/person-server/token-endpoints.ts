@@ -8,7 +8,7 @@
  * @module
  */
 
-import { assertServerIdentifier, jwkThumbprint, ProblemError, type Capability } from '../protocol/index.js'
+import { assertServerIdentifier, CAPABILITIES, jwkThumbprint, ProblemError, type Capability } from '../protocol/index.js'
 import type { AgentRequest } from './agent-requests.js'
 import type { PsContext } from './context.js'
 import { missionContext } from './missions.js'
@@ -112,8 +112,7 @@ async function viewFor(ctx: PsContext, c: TokenCase, newScopes: readonly string[
 /** Capabilities for this request: the body's, else those captured with the mission (PS-TOK-10). */
 function capabilitiesOf(c: TokenCase): ReadonlySet<Capability> {
   if (c.params.capabilities !== undefined) return c.params.capabilities
-  const fromMission = (c.mission as (MissionRecord & { capabilities?: readonly Capability[] }) | undefined)?.capabilities
-  return new Set(fromMission ?? [])
+  return new Set((c.mission?.capabilities ?? []).filter((x): x is Capability => (CAPABILITIES as readonly string[]).includes(x)))
 }
 
 /** A mission's approved blob, parsed (stored as the exact bytes that were hashed). */

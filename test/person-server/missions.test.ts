@@ -141,6 +141,24 @@ describe('mission endpoint', () => {
     expect((await ps.store.listMissions(alice)).length).toBe(before)
   })
 
+  it('MIS-02 structured limits are kept in the approved blob', async () => {
+    const { body } = await proposeAndApprove(ps, agent, alice, { description: 'Book my Sydney trip', limits: { amount: { max: 2000, currency: 'USD' } } })
+    const b = JSON.parse(Buffer.from(body['mission'] as string, 'base64url').toString('utf8')) as Record<string, unknown>
+    expect(b['limits']).toEqual({ amount: { max: 2000, currency: 'USD' } })
+  })
+
+  it('PS-TOK-10 / PS-PT-12 the capabilities declared with the proposal are used under the mission when a request sends none', async () => {
+    const withInteraction = await proposeAndApprove(ps, agent, alice, { description: 'Plan a trip', capabilities: ['interaction'] })
+    const without = await proposeAndApprove(ps, agent, alice, { description: 'Plan another trip' })
+    expect((await ps.store.getMission(withInteraction.body['s256'] as string))?.capabilities).toEqual(['interaction'])
+    // A new resource needs the person: reachable through the agent under the first mission, not the second.
+    const a = await send(`${ps.issuer}/person`, agent, { json: { resource: 'https://cars.example', mission_s256: withInteraction.body['s256'] } })
+    expect(a.res.status).toBe(202)
+    const b = await send(`${ps.issuer}/person`, agent, { json: { resource: 'https://boats.example', mission_s256: without.body['s256'] } })
+    expect(b.res.status).toBe(403)
+    expect(await b.res.json()).toMatchObject({ error: 'user_unreachable' })
+  })
+
   it('MIS-02 a proposal without tools or resources gives a blob without them and no person_tokens', async () => {
     const { body } = await proposeAndApprove(ps, agent, alice, { description: 'Summarise my inbox' })
     expect(Object.keys(body).sort()).toEqual(['mission', 's256'])
@@ -157,6 +175,12 @@ describe('mission endpoint', () => {
     ['MIS-02 a tool listed twice', async () => ({ who: agent, json: { description: 'd', tools: [{ name: 'A', description: 'a' }, { name: 'A', description: 'b' }] } }), 400, 'invalid_request'],
     ['MIS-02 a resource that is not a server identifier', async () => ({ who: agent, json: { description: 'd', resources: ['https://flights.example/path'] } }), 400, 'invalid_request'],
     ['MIS-02 resources not an array', async () => ({ who: agent, json: { description: 'd', resources: FLIGHTS } }), 400, 'invalid_request'],
+    ['limits not an object', async () => ({ who: agent, json: { description: 'd', limits: [2000] } }), 400, 'invalid_request'],
+    ['limits with a name that is not an identifier', async () => ({ who: agent, json: { description: 'd', limits: { 'Amount!': { max: 1 } } } }), 400, 'invalid_request'],
+    ['limits with a max that is not a number', async () => ({ who: agent, json: { description: 'd', limits: { amount: { max: '2000' } } } }), 400, 'invalid_request'],
+    ['limits with an unknown member', async () => ({ who: agent, json: { description: 'd', limits: { amount: { max: 1, min: 0 } } } }), 400, 'invalid_request'],
+    ['limits with a currency that is not a 3-letter code', async () => ({ who: agent, json: { description: 'd', limits: { amount: { max: 1, currency: 'dollars' } } } }), 400, 'invalid_request'],
+    ['limits with more than 10 names', async () => ({ who: agent, json: { description: 'd', limits: Object.fromEntries(Array.from({ length: 11 }, (_, i) => [`l${i}`, { max: i }])) } }), 400, 'invalid_request'],
     [
       'PS-04 a sub-agent proposes itself',
       async () => {

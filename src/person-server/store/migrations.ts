@@ -239,6 +239,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 1, description: 'all tables of the Person Server store', sqlite: version1('sqlite'), postgres: version1('postgres') },
   // The revocation cascade follows call chains by the upstream token's jti (§Call Chaining).
   { version: 2, description: 'issued tokens by upstream_jti', sqlite: ['CREATE INDEX issued_upstream ON issued_tokens (upstream_jti)'], postgres: ['CREATE INDEX issued_upstream ON issued_tokens (upstream_jti)'] },
+  { version: 3, description: 'the capabilities captured at mission approval', sqlite: ['ALTER TABLE missions ADD COLUMN capabilities TEXT'], postgres: ['ALTER TABLE missions ADD COLUMN capabilities TEXT COLLATE "C"'] },
 ]
 
 /** The schema version this code creates: the last of {@link MIGRATIONS}. */

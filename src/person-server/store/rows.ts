@@ -80,7 +80,7 @@ const COLUMNS = {
   revocations: 'iss, jti, expires_at, received_at',
   outcomes: 'jti, recipient, outcome, at',
   pending: 'id, kind, agent_iss, agent_sub, person_id, code, state, view, work, result, chat, resource_token_iss, resource_token_jti, created_at, updated_at, expires_at',
-  missions: 's256, agent_iss, agent_sub, person_id, status, termination_reason, blob, created_at, expires_at',
+  missions: 's256, agent_iss, agent_sub, person_id, status, termination_reason, blob, created_at, expires_at, capabilities',
   missionLog: 's256, at, type, detail',
   audit: 'at, type, person_id, agent_sub, parent_agent, resource, scope, mission_s256, decision, reason, detail',
 } as const
@@ -238,7 +238,7 @@ export function planCommit(batch: StoreBatch): CommitPlan {
   }
   for (const r of batch.revokeIssued ?? []) add(SQL.revokeIssued, [r.at, r.jti])
   for (const m of batch.missions ?? []) {
-    add(SQL.upsertMission, [m.s256, m.agentIss, m.agentSub, m.personId, m.status, nul(m.terminationReason), m.blob, m.createdAt, nul(m.expiresAt)])
+    add(SQL.upsertMission, [m.s256, m.agentIss, m.agentSub, m.personId, m.status, nul(m.terminationReason), m.blob, m.createdAt, nul(m.expiresAt), json(m.capabilities)])
   }
   for (const e of batch.missionLog ?? []) add(SQL.insertMissionLog, [e.s256, e.at, e.type, JSON.stringify(e.detail)])
   const audit = batch.audit ?? []
@@ -489,6 +489,7 @@ export function toMission(row: Row): MissionRecord {
   }
   optText(m, 'terminationReason', row, 'termination_reason')
   optInt(m, 'expiresAt', row, 'expires_at')
+  optJson(m, 'capabilities', row, 'capabilities')
   return m
 }
 

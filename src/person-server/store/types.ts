@@ -305,6 +305,11 @@ export interface MissionRecord {
   readonly terminationReason?: string
   /** The approved mission JSON, exactly as hashed. */
   readonly blob: string
+  /**
+   * The capabilities the agent declared with its proposal, captured at approval: used for requests
+   * under the mission that send none (CHECKLIST PS-TOK-10, PS-PT-12). Not part of the blob.
+   */
+  readonly capabilities?: readonly string[]
   readonly createdAt: number
   readonly expiresAt?: number
 }
