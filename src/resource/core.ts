@@ -93,7 +93,10 @@ export interface ResourceOptions extends IdentifierOptions {
   readonly metadata?: Omit<Partial<ResourceMetadata>, 'issuer' | 'jwks_uri' | 'revocation_endpoint' | 'authorization_endpoint'>
   /** Replay cache and revocation records. Default: a bounded {@link MemoryStore}. */
   readonly store?: AAuthStore
-  /** Resource-wide policy, run once the route's requirement is met. */
+  /**
+   * Resource-wide policy, run once the route's requirement is met — also before a per-call
+   * challenge (a refused call is never proposed nor held) and before a held call runs.
+   */
   readonly policy?: Policy
   /**
    * Rich Resource Requests (draft-hardt-aauth-r3): the declared operations, published as
@@ -176,7 +179,8 @@ export interface Resource {
   /**
    * Answers a poll of a pending URL of a held per-call invocation (main draft §Deferred
    * Delivery): `undefined` for any other request; else a response to send, or the held call to
-   * run once through the application (see {@link HeldOutcome}).
+   * run once through the application (see {@link HeldOutcome}), which the resource-wide policy
+   * has admitted (its refusal is answered, and retained, in place of the call's result).
    */
   resume(request: Request, body?: Uint8Array): Promise<HeldOutcome | undefined>
   /** A session token for the agent of `access`, to send in `AAuth-Access` (resource-managed access). */
@@ -195,6 +199,11 @@ function challenge(status: 401 | 402, headers: Headers, detail: string): Respons
 
 function scopeSet(scope: string | undefined): Set<string> {
   return new Set((scope ?? '').split(' ').filter((s) => s !== ''))
+}
+
+/** `scope` with the scope of each of `ops` appended where it is missing (its values keep their order). */
+function withOperationScopes(scope: string, ops: readonly OperationDeclaration[] | undefined): string {
+  return [...new Set([...scopeSet(scope), ...(ops ?? []).map((o) => o.scope)])].join(' ')
 }
 
 async function bodyOf(request: Request, body: Uint8Array | undefined): Promise<Uint8Array> {
@@ -447,6 +456,8 @@ export function createResource(options: ResourceOptions): Resource {
           covered,
           hold: o.hold === true,
           classChallenge: () => classChallenge(access, requirement.scope, requirement.account),
+          // A held or challenged call is still subject to the resource-wide policy: refused before it is proposed.
+          policy: () => applyPolicy(request, body, access),
         })
         if (!out.ok) return fail(out.response)
         access = out.access
@@ -488,12 +499,17 @@ export function createResource(options: ResourceOptions): Resource {
     const r3Requested = (json as { r3_operations?: unknown } | undefined)?.r3_operations
     const ops = r3Requested === undefined ? undefined : requestedOperations(r3Requested)
     if (ops instanceof ProblemError) return problemResponse(ops)
-    // With r3_operations alone, the scope is that of the operations declared.
-    const scope = (json as { scope?: unknown } | undefined)?.scope ?? (ops === undefined ? undefined : [...new Set(ops.map((o) => o.scope))].join(' '))
+    const requested = (json as { scope?: unknown } | undefined)?.scope
     const account = (json as { account?: unknown } | undefined)?.account
-    if (typeof scope !== 'string' || scope.trim() === '' || (account !== undefined && typeof account !== 'string')) {
+    // With r3_operations, the scope may be left out: it is then that of the operations.
+    const badScope = requested === undefined ? ops === undefined : typeof requested !== 'string' || (requested.trim() === '' && ops === undefined)
+    if (badScope || (account !== undefined && typeof account !== 'string')) {
       return problemResponse(new ProblemError('invalid_request', 'scope (a space-separated string) is required; account must be a string'))
     }
+    // R3-07: the scope and the R3 document are enforced independently, so the scope must say what
+    // the document grants: with r3_operations it is widened to the union of the requested scope
+    // and every requested operation's scope, and the PS and the person see the real breadth.
+    const scope = withOperationScopes(typeof requested === 'string' ? requested : '', ops)
     if (scopeDescriptions != null) {
       const unknown = [...scopeSet(scope)].filter((s) => !Object.hasOwn(scopeDescriptions as Record<string, string>, s))
       if (unknown.length > 0) return problemResponse(new ProblemError('invalid_scope', `unknown scope: ${unknown.join(' ')}`))
@@ -510,7 +526,7 @@ export function createResource(options: ResourceOptions): Resource {
           ops === undefined
             ? undefined
             : await r3Claims(access, `ops\u0000${ops.map((o) => o.operationId).join('\u0000')}\u0000\u0000${account ?? ''}`, () => composeDocument(ops, r3Vocabulary, account))
-        return Response.json({ resource_token: await resourceToken(access, outcome.scope ?? scope, r3) }, { headers: { 'cache-control': 'no-store' } })
+        return Response.json({ resource_token: await resourceToken(access, withOperationScopes(outcome.scope ?? scope, ops), r3) }, { headers: { 'cache-control': 'no-store' } })
       }
     }
   }
@@ -530,7 +546,14 @@ export function createResource(options: ResourceOptions): Resource {
     if (v.ctx.scheme !== 'jwt') return answer(signatureErrorResponse(new SignatureError('unsupported_scheme', 'pending URLs are polled by the agent', { acceptSignatureScheme: ['jwt'] })))
     const access = accessOf(v.ctx, v.jkt, 'auth', v.ctx.token)
     if (access.person !== undefined && !trustedPs(access.person.ps)) return answer(problemResponse(new ProblemError('denied', `tokens from ${access.person.ps} are not accepted here`)))
-    return perCall.poll(path, access)
+    const held = await perCall.poll(path, access)
+    if (held.kind !== 'execute') return held
+    // The resource-wide policy runs before the held call does, as it would have before a direct
+    // call; its refusal is the call's outcome, retained for repeated presentations like a result.
+    const refused = await applyPolicy(held.request, await bodyOf(held.request, undefined), held.access)
+    if (refused === undefined) return held
+    await held.retain(refused.clone())
+    return answer(refused)
   }
 
   async function serve(request: Request, given?: Uint8Array): Promise<Response | undefined> {

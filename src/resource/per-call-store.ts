@@ -36,8 +36,9 @@ export interface MemoryPerCallStoreOptions {
 
 /**
  * The bounded in-process {@link PerCallStore} (the default; one instance only). An entry evicted
- * under pressure is forgotten: a held call or a retained result can be lost, never executed twice
- * by the same token while its claim is held (claims are refreshed on every read).
+ * under pressure is forgotten: a held call, a claim or a retained result can be lost, but never
+ * a consumption — it is recorded in the proposal record, and a per-call grant whose record is
+ * gone is refused, so nothing runs twice.
  */
 export class MemoryPerCallStore implements PerCallStore {
   readonly #cache: BoundedCache<string, string>

@@ -178,9 +178,37 @@ export function resolveOperation(ops: readonly OperationDeclaration[], method: s
 }
 
 function templateMatches(template: string, path: string): boolean {
+  return templateCaptures(template, path) !== undefined
+}
+
+/**
+ * The values `path` gives the `{name}` segments of `template` (percent-decoded where that is
+ * well-formed), e.g. `{id: 'b-1'}` for `/bookings/{id}` and `/bookings/b-1`; `undefined` when
+ * the path does not match the template.
+ */
+export function templateCaptures(template: string, path: string): Record<string, string> | undefined {
   const t = template.split('/')
   const p = path.split('/')
-  return t.length === p.length && t.every((seg, i) => (/^\{[^/{}]+\}$/.test(seg) ? p[i] !== '' : seg === p[i]))
+  if (t.length !== p.length) return undefined
+  const captures: Record<string, string> = {}
+  for (let i = 0; i < t.length; i++) {
+    const name = /^\{([^/{}]+)\}$/.exec(t[i]!)?.[1]
+    if (name === undefined) {
+      if (t[i] !== p[i]) return undefined
+    } else {
+      if (p[i] === '') return undefined
+      captures[name] = decodeSegment(p[i]!)
+    }
+  }
+  return captures
+}
+
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment)
+  } catch {
+    return segment
+  }
 }
 
 /**

@@ -17,7 +17,7 @@ import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { aauth, type AAuthEnv } from '../../src/resource/hono.js'
 import { randomUUID } from 'node:crypto'
-import { createResource, MemoryPerCallStore, RedisStore, type PerCallStore, type R3Options, type Resource, type RouteRequirement } from '../../src/resource/index.js'
+import { createResource, MemoryPerCallStore, RedisStore, type PerCallStore, type Policy, type R3Options, type Resource, type RouteRequirement } from '../../src/resource/index.js'
 import { redisUrl, stopRedis } from '../helpers/redis.js'
 import { createAgentToken, decodeJwt, parseRequirement, parseSignatureError, r3Digest, sendServerSigned, verifyResourceToken, type ResourceTokenClaims } from '../../src/protocol/index.js'
 import { AgentCredentials, createAgentClient } from '../../src/agent/index.js'
@@ -65,6 +65,7 @@ const ROUTES: Record<string, RouteRequirement> = {
   'GET /bookings': { access: 'auth', scope: 'bookings:read' },
   'POST /bookings': { access: 'auth', scope: 'bookings:write' },
   'DELETE /bookings/b-1': { access: 'auth', scope: 'bookings:write', operation: 'cancelBooking' },
+  'DELETE /bookings/b-2': { access: 'auth', scope: 'bookings:write', operation: 'cancelBooking' },
 }
 
 interface BookingApi {
@@ -78,12 +79,12 @@ interface BookingApi {
 }
 
 /** The S1 booking API on Hono, holding per-call invocations (`app` given to the middleware). */
-async function bookingApi(o: { now?: () => number; r3?: Partial<R3Options> } = {}): Promise<BookingApi> {
+async function bookingApi(o: { now?: () => number; r3?: Partial<R3Options>; policy?: Policy } = {}): Promise<BookingApi> {
   const app = new Hono<AAuthEnv>()
   const server = createAdaptorServer({ fetch: (req: Request) => app.fetch(req) }) as Server
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  const resource = createResource({ issuer: origin, ...LOOPBACK, keys: await resourceKeys(), metadata: { name: 'Bookings' }, r3: bookingR3(o.r3), ...(o.now === undefined ? {} : { now: o.now }) })
+  const resource = createResource({ issuer: origin, ...LOOPBACK, keys: await resourceKeys(), metadata: { name: 'Bookings' }, r3: bookingR3(o.r3), ...(o.now === undefined ? {} : { now: o.now }), ...(o.policy === undefined ? {} : { policy: o.policy }) })
   const written: Booking[] = []
   const runs: string[] = []
   app.use('*', aauth(resource, (c) => ROUTES[`${c.req.method} ${c.req.path}`] ?? { access: 'agent' }, { app }))
@@ -772,3 +773,231 @@ async function bookingPair(store: RedisStore, keys: Awaited<ReturnType<typeof re
     },
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Review findings: scope and R3 enforced independently, the target bound, durable single use, and
+// the resource-wide policy on held calls.
+
+describe('R3-07 scope and R3 claims are enforced independently', () => {
+  let api: BookingApi
+  let agent: Agent
+  beforeAll(async () => {
+    api = await bookingApi({ r3: { perCallDelivery: '401' } })
+    agent = await makeAgent(ap, { ps: ps.issuer })
+  })
+  afterAll(() => api.close())
+
+  it('R3-07 r3_operations declared under other scopes than the requested one: the resource token scope is widened to cover every operation', async () => {
+    const pt = await personToken(ps, api.origin, agent, { sub: 'user-11' })
+    const res = (await send(`${api.origin}/aauth/authorize`, { signer: agent.signer, token: pt }, { json: { scope: 'bookings:read', r3_operations: { vocabulary: OPENAPI, operations: [{ operationId: 'createBooking' }] } } })).res
+    expect(res.status).toBe(200)
+    const { resource_token } = (await res.json()) as { resource_token: string }
+    const rt = (await verifyResourceToken(resource_token, { jwks: loopbackJwks(), issuer: api.origin, agentJkt: agent.jkt, ...LOOPBACK })) as ResourceTokenClaims & Record<string, unknown>
+    // The document lists createBooking (bookings:write): the scope the PS and the person see says so.
+    expect(rt.scope).toBe('bookings:read bookings:write')
+    const doc = JSON.parse(await (await psFetch(String(rt['r3_uri']))).text()) as Record<string, unknown>
+    expect(doc).toMatchObject({ operations: [{ operationId: 'createBooking' }] })
+    expect(api.runs).toEqual([])
+  })
+
+  it('R3-07 an auth token granting the operation in r3_granted but whose scope does not cover the route: challenged with the class document, nothing runs', async () => {
+    const at = await authToken(ps, api.origin, agent, {
+      sub: 'user-11',
+      scope: 'bookings:read',
+      extra: { r3_uri: `${api.origin}/aauth/r3/${'C'.repeat(43)}`, r3_s256: 'C'.repeat(43), r3_granted: { vocabulary: OPENAPI, operations: [{ operationId: 'createBooking' }] } },
+    })
+    const res = (await send(`${api.origin}/bookings`, { signer: agent.signer, token: at }, { json: ECO })).res
+    expect(res.status).toBe(401)
+    expect(res.headers.get('signature-error')).toBeNull()
+    const { claims } = await resourceTokenOf(res, api.origin, agent)
+    expect(claims).toMatchObject({ scope: 'bookings:write', presented_jti: jti(at), r3_uri: `${api.origin}/aauth/r3/${String(claims['r3_s256'])}` })
+    expect(api.written).toEqual([])
+    expect(api.runs).toEqual([])
+  })
+})
+
+describe('NEG-R3-03 a per-call grant is bound to the call target (method, path, query)', () => {
+  let api: BookingApi
+  let agent: Agent
+  let at: string
+  beforeAll(async () => {
+    api = await bookingApi({ r3: { perCallDelivery: '401' } })
+    agent = await makeAgent(ap, { ps: ps.issuer })
+    at = await authToken(ps, api.origin, agent, { sub: 'user-12', scope: 'bookings:write' })
+  })
+  afterAll(() => api.close())
+  const cancel = (path: string, token: string) => send(`${api.origin}${path}`, { signer: agent.signer, token }, { method: 'DELETE' })
+
+  it('NEG-R3-03 the proposal names the record (path captures, query); a grant for b-1 never cancels b-2 nor b-1 with another query', async () => {
+    const res = (await cancel('/bookings/b-1?reason=ill&tag=a&tag=b', at)).res
+    expect(res.status).toBe(401)
+    const { claims: rt } = await resourceTokenOf(res, api.origin, agent)
+    const doc = JSON.parse(await (await psFetch(String(rt['r3_uri']))).text()) as Record<string, unknown>
+    expect(doc['parameters']).toEqual({ id: 'b-1', reason: 'ill', tag: ['a', 'b'] })
+    const granted = await perCallToken(api, agent, rt, { operationId: 'cancelBooking' })
+    for (const other of ['/bookings/b-2?reason=ill&tag=a&tag=b', '/bookings/b-1', '/bookings/b-1?reason=ill&tag=b&tag=a', '/bookings/b-1?reason=ill&tag=a&tag=b&x=1']) {
+      const r = (await cancel(other, granted)).res
+      expect(r.status, other).toBe(403)
+      expect(r.headers.get('signature-error')).toBeNull()
+      expect(await r.json()).toMatchObject({ error: 'denied' })
+    }
+    expect(api.runs).toEqual([])
+    const ok = (await cancel('/bookings/b-1?reason=ill&tag=a&tag=b', granted)).res
+    expect(ok.status).toBe(204)
+    expect(api.runs).toEqual(['DELETE /bookings/b-1'])
+    // Spent: another target under it is a new call, challenged afresh and not run.
+    const after = (await cancel('/bookings/b-2?reason=ill&tag=a&tag=b', granted)).res
+    expect(after.status).toBe(401)
+    expect(after.headers.get('aauth-requirement')).toMatch(/^requirement=auth-token; resource-token="/)
+    expect(api.runs).toEqual(['DELETE /bookings/b-1'])
+  })
+
+  it('NEG-R3-03 a decider-given proposal is bound to the target as well: the same body at another query is refused', async () => {
+    const res = (await send(`${api.origin}/bookings?seat=12A`, { signer: agent.signer, token: at }, { json: BIZ })).res
+    expect(res.status).toBe(401)
+    const { claims: rt } = await resourceTokenOf(res, api.origin, agent)
+    const granted = await perCallToken(api, agent, rt)
+    const r = (await send(`${api.origin}/bookings?seat=1A`, { signer: agent.signer, token: granted }, { json: BIZ })).res
+    expect(r.status).toBe(403)
+    expect(await r.json()).toMatchObject({ error: 'denied' })
+    expect(api.written).toEqual([])
+    expect((await send(`${api.origin}/bookings?seat=12A`, { signer: agent.signer, token: granted }, { json: BIZ })).res.status).toBe(201)
+    expect(api.written).toEqual([BIZ])
+  })
+})
+
+/** A store that can lose every key written by `setIfAbsent` (the claims), as an evicting store might. */
+class ForgetfulStore implements PerCallStore {
+  readonly #inner = new MemoryPerCallStore()
+  readonly #claims = new Set<string>()
+  readonly #forgotten = new Set<string>()
+  set(key: string, value: string, expiresAt: number): void {
+    this.#forgotten.delete(key)
+    this.#inner.set(key, value, expiresAt)
+  }
+  get(key: string): string | undefined {
+    return this.#forgotten.has(key) ? undefined : this.#inner.get(key)
+  }
+  setIfAbsent(key: string, value: string, expiresAt: number): boolean {
+    this.#claims.add(key)
+    if (!this.#forgotten.delete(key)) return this.#inner.setIfAbsent(key, value, expiresAt)
+    this.#inner.set(key, value, expiresAt)
+    return true
+  }
+  forgetClaims(): void {
+    for (const k of this.#claims) this.#forgotten.add(k)
+  }
+}
+
+describe('R3-11 single use survives the loss of the claim key (the proposal record is marked consumed)', () => {
+  it('R3-11 401 path, a tiny MemoryPerCallStore flooded until the claim and the result are evicted: a replay never runs the call again', async () => {
+    const store = new MemoryPerCallStore({ maxEntries: 8 })
+    const api = await bookingApi({ r3: { perCallDelivery: '401', store } })
+    try {
+      const agent = await makeAgent(ap, { ps: ps.issuer })
+      const at = await authToken(ps, api.origin, agent, { sub: 'user-13', scope: 'bookings:write' })
+      const res = (await send(`${api.origin}/bookings`, { signer: agent.signer, token: at }, { json: BIZ })).res
+      expect(res.status).toBe(401)
+      const { claims: rt } = await resourceTokenOf(res, api.origin, agent)
+      const granted = await perCallToken(api, agent, rt)
+      expect((await send(`${api.origin}/bookings`, { signer: agent.signer, token: granted }, { json: BIZ })).res.status).toBe(201)
+      expect(api.written).toEqual([BIZ])
+      for (let i = 0; i < 20; i++) {
+        // The per-call token at another operation's route reads (and so refreshes) the proposal
+        // record; nothing reads the claim or the result, and new entries push them out.
+        expect((await send(`${api.origin}/bookings/b-1`, { signer: agent.signer, token: granted }, { method: 'DELETE' })).res.status).toBe(401)
+        store.set(`flood-${i}`, 'x', Date.now() + 60_000)
+      }
+      expect(store.size).toBeLessThanOrEqual(8)
+      const replay = (await send(`${api.origin}/bookings`, { signer: agent.signer, token: granted }, { json: BIZ })).res
+      // The result is gone (and the claim, written before it, too): refused, never run again.
+      expect(replay.status).toBe(410)
+      expect(await replay.json()).toMatchObject({ error: 'invalid_code' })
+      const second = await perCallToken(api, agent, rt)
+      const r = (await send(`${api.origin}/bookings`, { signer: agent.signer, token: second }, { json: BIZ })).res
+      expect(r.status).toBe(403)
+      expect(await r.json()).toMatchObject({ error: 'denied' })
+      expect(api.written).toEqual([BIZ])
+      expect(api.runs).toEqual(['POST /bookings'])
+    } finally {
+      await api.close()
+    }
+  })
+
+  it('R3-11 202 path: the claim key lost after completion — the approved poll is answered from the record, another grant gets 410, the held call ran once', async () => {
+    const store = new ForgetfulStore()
+    const api = await bookingApi({ r3: { store } })
+    try {
+      const agent = await makeAgent(ap, { ps: ps.issuer })
+      const at = await authToken(ps, api.origin, agent, { sub: 'user-14', scope: 'bookings:write' })
+      const res = (await send(`${api.origin}/bookings`, { signer: agent.signer, token: at }, { json: BIZ })).res
+      expect(res.status).toBe(202)
+      const location = res.headers.get('location')!
+      const { claims: rt } = await resourceTokenOf(res, api.origin, agent)
+      const granted = await perCallToken(api, agent, rt)
+      const done = (await send(location, { signer: agent.signer, token: granted })).res
+      expect(done.status).toBe(201)
+      const first = await done.json()
+      store.forgetClaims()
+      const again = (await send(location, { signer: agent.signer, token: granted })).res
+      expect(again.status).toBe(201)
+      expect(await again.json()).toEqual(first)
+      store.forgetClaims()
+      const second = await perCallToken(api, agent, rt)
+      expect((await send(location, { signer: agent.signer, token: second })).res.status).toBe(410)
+      expect(api.written).toEqual([BIZ])
+      expect(api.runs).toEqual(['POST /bookings'])
+    } finally {
+      await api.close()
+    }
+  })
+})
+
+describe('the resource-wide policy applies to per-call calls (main draft §Resource Access; R3-10)', () => {
+  it('R3-10 a policy that denies: the per-call call is refused (403 denied), never proposed nor held, and nothing runs', async () => {
+    const api = await bookingApi({ policy: () => ({ decision: 'deny' }) })
+    try {
+      const agent = await makeAgent(ap, { ps: ps.issuer })
+      const at = await authToken(ps, api.origin, agent, { sub: 'user-15', scope: 'bookings:write' })
+      for (const [path, init] of [
+        ['/bookings', { json: BIZ }],
+        ['/bookings/b-1', { method: 'DELETE' }],
+      ] as const) {
+        const res = (await send(`${api.origin}${path}`, { signer: agent.signer, token: at }, init)).res
+        expect(res.status, path).toBe(403)
+        expect(res.headers.get('aauth-requirement')).toBeNull()
+        expect(res.headers.get('location')).toBeNull()
+        expect(await res.json()).toMatchObject({ error: 'denied' })
+      }
+      expect(api.runs).toEqual([])
+    } finally {
+      await api.close()
+    }
+  })
+
+  it('R3-10 a held call the policy refuses by the time it is approved: 403 denied at the pending URL, retained for the repeat, never run', async () => {
+    let deny = false
+    const api = await bookingApi({ policy: () => (deny ? { decision: 'deny', detail: 'closed for the night' } : { decision: 'grant' }) })
+    try {
+      const agent = await makeAgent(ap, { ps: ps.issuer })
+      const at = await authToken(ps, api.origin, agent, { sub: 'user-16', scope: 'bookings:write' })
+      const res = (await send(`${api.origin}/bookings`, { signer: agent.signer, token: at }, { json: BIZ })).res
+      expect(res.status).toBe(202)
+      const location = res.headers.get('location')!
+      const granted = await perCallToken(api, agent, (await resourceTokenOf(res, api.origin, agent)).claims)
+      deny = true
+      const refused = (await send(location, { signer: agent.signer, token: granted })).res
+      expect(refused.status).toBe(403)
+      expect(await refused.json()).toMatchObject({ error: 'denied', detail: 'closed for the night' })
+      deny = false
+      // The refusal is the call's outcome: the repeat gets it, and the call never runs.
+      const again = (await send(location, { signer: agent.signer, token: granted })).res
+      expect(again.status).toBe(403)
+      expect(await again.json()).toMatchObject({ error: 'denied', detail: 'closed for the night' })
+      expect(api.runs).toEqual([])
+      expect(api.written).toEqual([])
+    } finally {
+      await api.close()
+    }
+  })
+})
