@@ -7,8 +7,9 @@
 
 import crypto from 'node:crypto'
 import { AgentCredentials, createAgentClient } from '../src/agent/index.js'
-import { createRequestVerifier, messageView, signRequest, type RequestVerifier } from '../src/protocol/index.js'
-import { AUDIENCE, benchResource, URL_STRING, type Fixture } from './fixtures.js'
+import { createRequestVerifier, messageView, R3_VOCABULARY, serializeR3, signRequest, type RequestVerifier } from '../src/protocol/index.js'
+import { classDocument, R3_PATHS, type OperationDeclaration, type R3Options } from '../src/resource/index.js'
+import { AUDIENCE, authTokenCall, benchResource, URL_STRING, type Fixture, type SignedCall } from './fixtures.js'
 import { compare, concurrentSide, figureFrom, sequentialSide, sig3, syncSide, type CompareOptions, type Figure, type Side } from './harness.js'
 
 export const IN_FLIGHT = 64
@@ -128,6 +129,80 @@ export async function resourceCoreVerify(fx: Fixture, o: CompareOptions): Promis
     'resource.authenticate(Fetch Request of the verify-request GET, built once; {access:"agent"}; empty body), agent token cached, syncCrypto:true (like the raw sync baseline), revocation lookup and replay check ' +
       `over a store whose add always answers "fresh" (no-op replay cache: the same signed request verifies every time), one at a time; ${RAW_VERIFY_NOTE}`,
     { baseBytes: fx.base.byteLength, concurrent: { inFlight: IN_FLIGHT, value: sig3(conc.value), baseline: sig3(conc.baseline), ratio: sig3(conc.ratio), note: `core defaults (async crypto): ${IN_FLIGHT} authenticate calls in flight vs callback crypto.verify with ${IN_FLIGHT} in flight` } })
+}
+
+const BOOKINGS_SCOPE = 'bookings:write'
+const AUTH_BOOKINGS = { access: 'auth', scope: BOOKINGS_SCOPE } as const
+const BOOKINGS_URL = `${AUDIENCE}/bookings`
+const BOOKING = { flight: 'QF1', date: '2026-12-01', passengers: [{ name: 'A. Traveller' }], fare: 'flex' }
+
+/**
+ * The R3 declarations of `resource-r3-enforce`: a small booking API, `createBooking` (`POST
+ * /bookings`) matched by method and path template after two other operations, with a `perCall`
+ * decider that serves every call (refundable and cheap: `undefined`) and counts its calls.
+ */
+function bookingOperations(): { r3: R3Options; decided: () => number } {
+  let decided = 0
+  const operations: OperationDeclaration[] = [
+    { operationId: 'listBookings', method: 'GET', path: '/bookings', scope: 'bookings:read', display: { summary: 'See your bookings' } },
+    { operationId: 'getBooking', method: 'GET', path: '/bookings/{id}', scope: 'bookings:read', display: { summary: 'See one booking' } },
+    {
+      operationId: 'createBooking', method: 'POST', path: '/bookings', scope: BOOKINGS_SCOPE, display: { summary: 'Book flights' },
+      perCall: () => {
+        decided++
+        return undefined
+      },
+    },
+    { operationId: 'cancelBooking', method: 'DELETE', path: '/bookings/{id}', scope: BOOKINGS_SCOPE, display: { summary: 'Cancel a booking' } },
+  ]
+  return { r3: { operations }, decided: () => decided }
+}
+
+/**
+ * `resource-r3-enforce`: `resource.authenticate(POST /bookings, {access:'auth', scope:
+ * 'bookings:write'}, body)` on a resource declaring `r3.operations`, presenting an auth token
+ * whose `r3_granted` lists `createBooking` (`r3_uri`/`r3_s256` of the scope's real class
+ * document): operation matching, JSON body parse, R3 claim checks and the `perCall` decider, all
+ * served. Baseline: the same call on the same resource without `r3`, with the same auth token
+ * minus the R3 claims. Both with syncCrypto:true, one at a time, over {@link benchResource}'s store.
+ */
+export async function resourceR3Enforce(fx: Fixture, o: CompareOptions): Promise<Figure> {
+  const { r3, decided } = bookingOperations()
+  const doc = classDocument(r3.operations, R3_VOCABULARY.openapi, BOOKINGS_SCOPE)
+  if (doc === undefined) throw new Error('bench: no class document for the bookings scope')
+  const { s256 } = await serializeR3(doc)
+  const r3Claims = { r3_uri: `${AUDIENCE}${R3_PATHS.document}${s256}`, r3_s256: s256, r3_granted: { vocabulary: R3_VOCABULARY.openapi, operations: [{ operationId: 'createBooking' }] } }
+  /** One resource and its checked `authenticate` call. */
+  const side = async (name: string, call: SignedCall, options?: R3Options) => {
+    const r = benchResource(fx, true, options)
+    let calls = 0
+    const once = () => {
+      calls++
+      return r.resource.authenticate(call.request, AUTH_BOOKINGS, call.body)
+    }
+    const first = await once()
+    if (!first.ok || first.access.token.type !== 'aa-auth+jwt' || first.access.person?.sub !== 'user-1' || !first.access.scopes.has(BOOKINGS_SCOPE)) {
+      throw new Error(`bench: resource-r3-enforce ${name} side was not served${first.ok ? '' : ` (${first.response.status} ${await first.response.text()})`}`)
+    }
+    const f0 = r.jwks.fetchCount
+    // Every call reached the replay check (after the signature verified); on the R3 side every
+    // call also reached the decider, which comes after the R3 claim checks.
+    const check = () => {
+      if (r.jwks.fetchCount !== f0 || r.store.adds !== calls || (options !== undefined && decided() !== calls)) {
+        throw new Error(`bench: resource-r3-enforce ${name} side left the cached path or failed a call`)
+      }
+    }
+    return { once, check }
+  }
+  const withR3 = await side('r3', await authTokenCall(fx, BOOKINGS_URL, BOOKING, BOOKINGS_SCOPE, r3Claims), r3)
+  const plain = await side('plain', await authTokenCall(fx, BOOKINGS_URL, BOOKING, BOOKINGS_SCOPE))
+  const c = await compare(sequentialSide(withR3.once), sequentialSide(plain.once), o)
+  withR3.check()
+  plain.check()
+  return figureFrom('resource-r3-enforce', 'ops/s', c, { on: 'ratio', op: '>=', limit: 0.9 },
+    'resource.authenticate(Fetch POST /bookings with a JSON body, Content-Digest covered; {access:"auth", scope:"bookings:write"}) presenting an auth token with r3_granted [createBooking], ' +
+      'on a resource with r3.operations (4 declared; createBooking has a perCall decider returning undefined: served), syncCrypto:true, one at a time; ' +
+      'baseline the same call on the same resource without r3, auth token without R3 claims', { bodyBytes: new TextEncoder().encode(JSON.stringify(BOOKING)).byteLength })
 }
 
 const RAW_SIGN_NOTE = 'baseline crypto.sign(null, base, private KeyObject) on the same base bytes'

@@ -9,7 +9,7 @@
  * Options:
  *   --quick              fewer/shorter rounds, 100k tokens / 300k replay keys for the memory
  *                        figures, 2 s HTTP slices
- *   --only=a,b           run only the named figures
+ *   --only=a,b           run only the named figures (also `--only a,b`)
  *                        (cli-cold-start spawns dist/src/cli/main.js and builds dist/ first if stale;
  *                        ps-issuance-postgres starts a throwaway PostgreSQL like the store tests,
  *                        or uses AAUTH_TEST_PG_URL)
@@ -31,7 +31,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { createFixture } from './fixtures.js'
-import { agentPrepareSignFigure, resourceCoreVerify, signRequestFigure, verifyRequest, verifyRequestCold, verifyRequestConcurrent } from './figures.js'
+import { agentPrepareSignFigure, resourceCoreVerify, resourceR3Enforce, signRequestFigure, verifyRequest, verifyRequestCold, verifyRequestConcurrent } from './figures.js'
 import { getGc, log, table, type CompareOptions, type Figure } from './harness.js'
 import { runTokenCacheMemory } from './token-cache-memory.js'
 import { runReplayCacheMemory } from './replay-cache-memory.js'
@@ -43,8 +43,11 @@ import { psIssuanceFigure } from './ps-issuance.js'
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
 const breakdown = args.includes('--breakdown')
-const onlyArg = args.find((a) => a.startsWith('--only='))
-const only = onlyArg === undefined ? undefined : new Set(onlyArg.slice('--only='.length).split(','))
+// `--only=a,b` or `--only a,b`.
+const onlyAt = args.findIndex((a) => a === '--only' || a.startsWith('--only='))
+const onlyValue = onlyAt < 0 ? undefined : args[onlyAt] === '--only' ? args[onlyAt + 1] : args[onlyAt]!.slice('--only='.length)
+if (onlyAt >= 0 && (onlyValue === undefined || onlyValue === '' || onlyValue.startsWith('--'))) throw new Error('--only needs a comma-separated list of figure names')
+const only = onlyValue === undefined ? undefined : new Set(onlyValue.split(','))
 
 const opts: CompareOptions = quick ? { rounds: 15, roundMs: 80, warmupMs: 400 } : { rounds: 41, roundMs: 200, warmupMs: 1500 }
 const memoryEntries = quick ? 100_000 : 1_000_000
@@ -66,6 +69,8 @@ async function main(): Promise<void> {
     ['agent-prepare-sign', () => agentPrepareSignFigure(fx, opts)],
     ['verify-request-cold', () => verifyRequestCold(fx, opts)],
     ['resource-core-verify', () => resourceCoreVerify(fx, opts)],
+    // R3 enforcement (operation match, r3_granted, a serving perCall decider) vs the plain auth route.
+    ['resource-r3-enforce', () => resourceR3Enforce(fx, opts)],
     // Child-process servers loaded by autocannon over loopback, in whole-second slices.
     ['hono-http', () => httpFigure(fx, 'hono', httpOptions(quick))],
     ['express-http', () => httpFigure(fx, 'express', httpOptions(quick))],
