@@ -36,7 +36,7 @@ export async function createFixture(): Promise<Fixture> {
   const now = (): number => t
   const net = fakeNetwork()
   const ap = await fakeIssuer(net, 'https://agents.example', 'aauth-agent.json')
-  const ps = await fakeIssuer(net, 'https://ps.example', 'aauth-person.json')
+  const ps = await fakeIssuer(net, 'https://ps.example', 'aauth-person.json', { auth_token_endpoint: 'https://ps.example/token', person_token_endpoint: 'https://ps.example/person-token' })
   const agent = await testAgent(ap, 'travel-bot', { now, ps: ps.issuer })
   const signatureKey: SignatureKeyMember = { scheme: 'jwt', jwt: agent.token, cache: false }
   const signed = await signRequest({ method: 'GET', url: URL_STRING, headers: new Headers({ accept: 'application/json' }) }, { signer: agent.signer, signatureKey, now, exposeBase: true })

@@ -177,8 +177,28 @@ export function resolveOperation(ops: readonly OperationDeclaration[], method: s
   return ops.find((o) => o.method.toUpperCase() === m && templateMatches(o.path, path))
 }
 
+/** A path template split once: literal segments and `{name}` captures. */
+type TemplateSegment = { readonly literal: string } | { readonly name: string }
+
+/** Parsed templates (the declared operations' paths: a handful per resource). */
+const parsedTemplates = new Map<string, readonly TemplateSegment[]>()
+
+function segmentsOf(template: string): readonly TemplateSegment[] {
+  let segments = parsedTemplates.get(template)
+  if (segments === undefined) {
+    segments = template.split('/').map((seg) => {
+      const name = /^\{([^/{}]+)\}$/.exec(seg)?.[1]
+      return name === undefined ? { literal: seg } : { name }
+    })
+    if (parsedTemplates.size < 1000) parsedTemplates.set(template, segments)
+  }
+  return segments
+}
+
 function templateMatches(template: string, path: string): boolean {
-  return templateCaptures(template, path) !== undefined
+  const t = segmentsOf(template)
+  const p = path.split('/')
+  return t.length === p.length && t.every((seg, i) => ('literal' in seg ? seg.literal === p[i] : p[i] !== ''))
 }
 
 /**
@@ -187,19 +207,12 @@ function templateMatches(template: string, path: string): boolean {
  * the path does not match the template.
  */
 export function templateCaptures(template: string, path: string): Record<string, string> | undefined {
-  const t = template.split('/')
+  if (!templateMatches(template, path)) return undefined
   const p = path.split('/')
-  if (t.length !== p.length) return undefined
   const captures: Record<string, string> = {}
-  for (let i = 0; i < t.length; i++) {
-    const name = /^\{([^/{}]+)\}$/.exec(t[i]!)?.[1]
-    if (name === undefined) {
-      if (t[i] !== p[i]) return undefined
-    } else {
-      if (p[i] === '') return undefined
-      captures[name] = decodeSegment(p[i]!)
-    }
-  }
+  segmentsOf(template).forEach((seg, i) => {
+    if ('name' in seg) captures[seg.name] = decodeSegment(p[i]!)
+  })
   return captures
 }
 
