@@ -11,7 +11,7 @@
 import { normalizeInteractionCode, ProblemError } from '../protocol/index.js'
 import { ConsentError, type ConsentDecision, type ConsentService, type MissionChoices, type RememberChoice, type RevocationReport } from './consent.js'
 import type { PsContext } from './context.js'
-import { delegationEvents, upstreamJtiStillValid } from './delegation.js'
+import { chainedFrom, delegationEvents, upstreamJtiStillValid } from './delegation.js'
 import { mint, type IssueWork } from './issuance.js'
 import { agentMissionsRevoked, decideMission, isMissionRequest } from './missions.js'
 import { orgLimits } from './policy.js'
@@ -283,7 +283,9 @@ export function createConsentService(ctx: PsContext, cascade: RevocationCascadeL
       })
       // The tokens that grant stands behind: at the resource, those carrying the scope (all of them for the identity grant).
       const live = await ctx.store.liveIssued({ agentIss: g.agentIss, agentSub: g.agentSub, personId, resource: g.resource, now })
-      const tokens = live.filter((t) => g.scope === '' || (t.scope ?? '').split(' ').includes(g.scope))
+      const direct = live.filter((t) => g.scope === '' || (t.scope ?? '').split(' ').includes(g.scope))
+      // What intermediaries obtained with those tokens (call chaining) goes with them (REV-13).
+      const tokens = [...direct, ...(await chainedFrom(ctx, direct, now))]
       return revokeReport(tokens, () => cascade.revokeTokens(tokens))
     },
     async revokeAgent(personId, agentIss, agentSub) {

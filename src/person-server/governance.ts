@@ -11,6 +11,7 @@ import { optionalText, requiredText, type AgentRequest } from './agent-requests.
 import { PERMISSION_RESOURCE } from './consent-service.js'
 import type { PsContext } from './context.js'
 import { deferToPerson } from './pending.js'
+import { missionContext } from './missions.js'
 import { decide } from './policy.js'
 import type { AuditEvent, ConsentView, MissionRecord, PendingKind } from './store/types.js'
 import { activeMission, boundPerson, refuseSubAgentCaller } from './token-request.js'
@@ -36,8 +37,9 @@ async function personOf(ctx: PsContext, req: AgentRequest) {
   return bound.person
 }
 
-function agentView(req: AgentRequest, kind: PendingKind, mission: MissionRecord | undefined, extra: Partial<ConsentView>): ConsentView {
-  return { kind, agent: { iss: req.agent.iss, sub: req.agent.sub }, ...(mission === undefined ? {} : { missionS256: mission.s256 }), ...extra }
+/** The consent view of a governance request; under a mission it shows the mission's text and updates (PS-CON-06). */
+async function agentView(ctx: PsContext, req: AgentRequest, kind: PendingKind, mission: MissionRecord | undefined, extra: Partial<ConsentView>): Promise<ConsentView> {
+  return { kind, agent: { iss: req.agent.iss, sub: req.agent.sub }, ...(mission === undefined ? {} : { missionS256: mission.s256, mission: await missionContext(ctx, mission) }), ...extra }
 }
 
 function logEntry(mission: MissionRecord | undefined, at: number, type: string, detail: Record<string, unknown>) {
@@ -66,7 +68,7 @@ export async function permissionEndpoint(ctx: PsContext, req: AgentRequest): Pro
       kind: 'permission',
       agent: req.agent,
       personId: person.id,
-      view: agentView(req, 'permission', mission, { permission: { action, ...(description === undefined ? {} : { description }), ...(parameters === undefined ? {} : { parameters }) } }),
+      view: await agentView(ctx, req, 'permission', mission, { permission: { action, ...(description === undefined ? {} : { description }), ...(parameters === undefined ? {} : { parameters }) } }),
       work: { capabilities: ['interaction'] },
       audit: { ...base, type: 'permission.pending', decision: 'ask' },
     })
@@ -107,7 +109,7 @@ export async function interactionEndpoint(ctx: PsContext, req: AgentRequest): Pr
   const person = await personOf(ctx, req)
   let view: ConsentView
   if (type === 'question') {
-    view = agentView(req, 'question', mission, { question: requiredText(req.body, 'question', 16_000) })
+    view = await agentView(ctx, req, 'question', mission, { question: requiredText(req.body, 'question', 16_000) })
   } else {
     const url = optionalText(req.body, 'url', 2048)
     if (url !== undefined) {
@@ -118,7 +120,7 @@ export async function interactionEndpoint(ctx: PsContext, req: AgentRequest): Pr
       }
     }
     const code = optionalText(req.body, 'code', 64)
-    view = agentView(req, 'relay', mission, { relay: { type, ...(url === undefined ? {} : { url }), ...(code === undefined ? {} : { code }), ...(description === undefined ? {} : { description }) } })
+    view = await agentView(ctx, req, 'relay', mission, { relay: { type, ...(url === undefined ? {} : { url }), ...(code === undefined ? {} : { code }), ...(description === undefined ? {} : { description }) } })
   }
   const now = ctx.now()
   const response = await deferToPerson(ctx, {

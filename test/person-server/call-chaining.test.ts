@@ -307,6 +307,19 @@ describe('upstream_token refused', () => {
     }
   })
 
+  it('REV-13 Alice revokes one grant of the calling agent at R1: what the intermediary obtained with the tokens behind it is revoked too', async () => {
+    const r = await book()
+    expect(r.status).toBe(200)
+    const up = served.at(-1)!.access.token
+    const downstream = await ps.store.issuedFromUpstream([up.claims.jti], Date.now())
+    expect(downstream.length).toBeGreaterThan(0)
+    const grant = (await ps.store.listGrants(alice)).find((g) => g.agentSub === agentId && g.resource === r1 && g.scope === 'trips:write' && g.revokedAt === undefined)!
+    await ps.ps.consent.revokeGrant(alice, grant.id)
+    for (const t of downstream) expect((await ps.store.getIssued(t.jti))?.revokedAt).toBeDefined()
+    // The agent itself stays: its identity at R1 and its next request are not affected.
+    expect((await ps.store.getBinding(apIssuer, agentId))?.revokedAt).toBeUndefined()
+  })
+
   it('REV-11 / REV-13 Alice revokes the calling agent: its upstream tokens are refused revoked_upstream_token, and what the intermediary obtained with them is revoked and refused at R2', async () => {
     // A fresh chain: a new upstream token and the downstream tokens obtained with it.
     const r = await book()

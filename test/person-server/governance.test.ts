@@ -61,6 +61,15 @@ describe('governance endpoints', () => {
     expect(await again.res.json()).toEqual({ permission: 'granted' })
   })
 
+  it('PS-CON-06 a question under a mission shows the person the mission it is part of', async () => {
+    const r = await send(`${ps.issuer}/relay`, agent, { json: { type: 'question', question: 'Window or aisle?', mission_s256: S256('A') } })
+    expect(r.res.status).toBe(202)
+    const rec = (await ps.store.openPending(alice)).find((p) => p.kind === 'question' && p.view.question === 'Window or aisle?')!
+    expect(rec.view).toMatchObject({ missionS256: S256('A'), mission: { description: 'trip', updates: [] } })
+    await ps.ps.consent.open(rec.id, alice)
+    await ps.ps.consent.answer(rec.id, alice, 'Aisle.')
+  })
+
   it('PS-GOV-01 a denied permission is 200 {permission: denied} with a reason', async () => {
     const r = await send(`${ps.issuer}/permission`, agent, { json: { action: 'DeleteEverything' } })
     const rec = (await ps.store.openPending(alice)).find((p) => p.view.permission?.action === 'DeleteEverything')!
