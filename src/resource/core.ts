@@ -414,6 +414,22 @@ export function createResource(options: ResourceOptions): Resource {
     }
   }
 
+  /**
+   * The policy on a call whose per-call grant is already claimed: a refusal — or a failure of the
+   * hook itself — is that call's outcome, retained for repeated presentations like a result, so a
+   * claim is never left without one (the agent would wait on it for ever).
+   */
+  async function policyForClaimed(request: Request, body: Uint8Array, access: ResourceAccess, retain: (response: Response) => Promise<void>): Promise<Response | undefined> {
+    let refused: Response | undefined
+    try {
+      refused = await applyPolicy(request, body, access)
+    } catch (cause) {
+      refused = problemResponse(new ProblemError('server_error', 'the resource policy failed before the call ran; it was not run', { cause }))
+    }
+    if (refused !== undefined) await retain(refused.clone())
+    return refused
+  }
+
   async function authenticate(request: Request, requirement: RouteRequirement, given?: Uint8Array, o: AuthenticateOptions = {}): Promise<ResourceDecision> {
     const body = given ?? (await bodyOf(request, undefined))
     const v = await verify(request, body)
@@ -481,12 +497,8 @@ export function createResource(options: ResourceOptions): Resource {
       }
     }
     if (options.policy !== undefined) {
-      const denied = await applyPolicy(request, body, access)
-      if (denied !== undefined) {
-        // A per-call grant already claimed: its outcome is this refusal, retained like a result.
-        if (retain !== undefined) await retain(denied.clone())
-        return fail(denied)
-      }
+      const denied = retain === undefined ? await applyPolicy(request, body, access) : await policyForClaimed(request, body, access, retain)
+      if (denied !== undefined) return fail(denied)
     }
     return { ok: true, access, headers: new Headers(), ...(retain === undefined ? {} : { retain }) }
   }
@@ -522,11 +534,15 @@ export function createResource(options: ResourceOptions): Resource {
         return Response.json(outcome.body ?? { status: 'authorized', scope }, { headers: { [AAUTH_ACCESS_HEADER]: sessions.issue(d.access.agentJkt, outcome.data ?? {}), 'cache-control': 'no-store' } })
       case 'resource-token': {
         const access = account === undefined ? d.access : { ...d.access, account }
+        // The hook may narrow the scope: the document then lists only the operations it still covers.
+        const granted = outcome.scope === undefined ? scope : outcome.scope
+        const kept = ops === undefined ? undefined : ops.filter((op) => scopeSet(granted).has(op.scope))
+        if (kept !== undefined && kept.length === 0) return problemResponse(new ProblemError('invalid_scope', 'none of the requested operations is within the scope this resource grants'))
         const r3 =
-          ops === undefined
+          kept === undefined
             ? undefined
-            : await r3Claims(access, `ops\u0000${ops.map((o) => o.operationId).join('\u0000')}\u0000\u0000${account ?? ''}`, () => composeDocument(ops, r3Vocabulary, account))
-        return Response.json({ resource_token: await resourceToken(access, withOperationScopes(outcome.scope ?? scope, ops), r3) }, { headers: { 'cache-control': 'no-store' } })
+            : await r3Claims(access, `ops\u0000${kept.map((o) => o.operationId).join('\u0000')}\u0000\u0000${account ?? ''}`, () => composeDocument(kept, r3Vocabulary, account))
+        return Response.json({ resource_token: await resourceToken(access, granted, r3) }, { headers: { 'cache-control': 'no-store' } })
       }
     }
   }
@@ -550,10 +566,8 @@ export function createResource(options: ResourceOptions): Resource {
     if (held.kind !== 'execute') return held
     // The resource-wide policy runs before the held call does, as it would have before a direct
     // call; its refusal is the call's outcome, retained for repeated presentations like a result.
-    const refused = await applyPolicy(held.request, await bodyOf(held.request, undefined), held.access)
-    if (refused === undefined) return held
-    await held.retain(refused.clone())
-    return answer(refused)
+    const refused = await policyForClaimed(held.request, await bodyOf(held.request, undefined), held.access, held.retain)
+    return refused === undefined ? held : answer(refused)
   }
 
   async function serve(request: Request, given?: Uint8Array): Promise<Response | undefined> {

@@ -495,7 +495,23 @@ function targetOf(request: Request): CallTarget {
 
 /** A record without a target (written by an older version) matches nothing: it fails closed. */
 function sameTarget(a: CallTarget | undefined, b: CallTarget): boolean {
-  return a !== undefined && a.method === b.method && a.path === b.path && a.search === b.search
+  return a !== undefined && a.method === b.method && a.path === b.path && queryKey(a.search) === queryKey(b.search)
+}
+
+/**
+ * A query compared as its parameters, not its spelling (R3 §Flow step 3 compares structurally):
+ * decoded (name, value) pairs ordered by name, the values of a repeated name kept in their order —
+ * so `?a=1&b=2` equals `?b=2&a=1` and `%20` equals `+`, while `tag=a&tag=b` differs from
+ * `tag=b&tag=a`.
+ */
+function queryKey(search: string): string {
+  const byName = new Map<string, string[]>()
+  for (const [name, value] of new URLSearchParams(search)) {
+    const values = byName.get(name)
+    if (values === undefined) byName.set(name, [value])
+    else values.push(value)
+  }
+  return JSON.stringify([...byName.entries()].sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)))
 }
 
 /**

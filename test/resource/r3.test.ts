@@ -17,7 +17,7 @@ import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { aauth, type AAuthEnv } from '../../src/resource/hono.js'
 import { randomUUID } from 'node:crypto'
-import { createResource, MemoryPerCallStore, RedisStore, type PerCallStore, type Policy, type R3Options, type Resource, type RouteRequirement } from '../../src/resource/index.js'
+import { createResource, MemoryPerCallStore, RedisStore, type PerCallStore, type Policy, type R3Options, type Resource, type ResourceOptions, type RouteRequirement } from '../../src/resource/index.js'
 import { redisUrl, stopRedis } from '../helpers/redis.js'
 import { createAgentToken, decodeJwt, parseRequirement, parseSignatureError, r3Digest, sendServerSigned, verifyResourceToken, type ResourceTokenClaims } from '../../src/protocol/index.js'
 import { AgentCredentials, createAgentClient } from '../../src/agent/index.js'
@@ -79,12 +79,12 @@ interface BookingApi {
 }
 
 /** The S1 booking API on Hono, holding per-call invocations (`app` given to the middleware). */
-async function bookingApi(o: { now?: () => number; r3?: Partial<R3Options>; policy?: Policy } = {}): Promise<BookingApi> {
+async function bookingApi(o: { now?: () => number; r3?: Partial<R3Options>; policy?: Policy; authorize?: ResourceOptions['authorize'] } = {}): Promise<BookingApi> {
   const app = new Hono<AAuthEnv>()
   const server = createAdaptorServer({ fetch: (req: Request) => app.fetch(req) }) as Server
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  const resource = createResource({ issuer: origin, ...LOOPBACK, keys: await resourceKeys(), metadata: { name: 'Bookings' }, r3: bookingR3(o.r3), ...(o.now === undefined ? {} : { now: o.now }), ...(o.policy === undefined ? {} : { policy: o.policy }) })
+  const resource = createResource({ issuer: origin, ...LOOPBACK, keys: await resourceKeys(), metadata: { name: 'Bookings' }, r3: bookingR3(o.r3), ...(o.now === undefined ? {} : { now: o.now }), ...(o.policy === undefined ? {} : { policy: o.policy }), ...(o.authorize === undefined ? {} : { authorize: o.authorize }) })
   const written: Booking[] = []
   const runs: string[] = []
   app.use('*', aauth(resource, (c) => ROUTES[`${c.req.method} ${c.req.path}`] ?? { access: 'agent' }, { app }))
@@ -800,6 +800,27 @@ describe('R3-07 scope and R3 claims are enforced independently', () => {
     expect(api.runs).toEqual([])
   })
 
+  it('R3-07 the authorize hook narrows the scope: the document lists only the operations the narrowed scope covers (never widened back)', async () => {
+    const narrow = await bookingApi({ r3: { perCallDelivery: '401' }, authorize: () => ({ kind: 'resource-token', scope: 'bookings:read' }) })
+    try {
+      const pt = await personToken(ps, narrow.origin, agent, { sub: 'user-11' })
+      const ask = (ops: string[]) => send(`${narrow.origin}/aauth/authorize`, { signer: agent.signer, token: pt }, { json: { r3_operations: { vocabulary: OPENAPI, operations: ops.map((operationId) => ({ operationId })) } } })
+      const res = (await ask(['listBookings', 'createBooking'])).res
+      expect(res.status).toBe(200)
+      const { resource_token } = (await res.json()) as { resource_token: string }
+      const rt = (await verifyResourceToken(resource_token, { jwks: loopbackJwks(), issuer: narrow.origin, agentJkt: agent.jkt, ...LOOPBACK })) as ResourceTokenClaims & Record<string, unknown>
+      expect(rt.scope).toBe('bookings:read')
+      const doc = JSON.parse(await (await psFetch(String(rt['r3_uri']))).text()) as { operations: unknown[] }
+      expect(doc.operations).toEqual([{ operationId: 'listBookings' }])
+      // Nothing the narrowed scope covers: refused, no resource token.
+      const none = (await ask(['createBooking'])).res
+      expect(none.status).toBe(400)
+      expect(await none.json()).toMatchObject({ error: 'invalid_scope' })
+    } finally {
+      await narrow.close()
+    }
+  })
+
   it('R3-07 an auth token granting the operation in r3_granted but whose scope does not cover the route: challenged with the class document, nothing runs', async () => {
     const at = await authToken(ps, api.origin, agent, {
       sub: 'user-11',
@@ -842,7 +863,8 @@ describe('NEG-R3-03 a per-call grant is bound to the call target (method, path, 
       expect(await r.json()).toMatchObject({ error: 'denied' })
     }
     expect(api.runs).toEqual([])
-    const ok = (await cancel('/bookings/b-1?reason=ill&tag=a&tag=b', granted)).res
+    // The query is compared as parameters, not as its spelling: other name order, `+` for a space.
+    const ok = (await cancel('/bookings/b-1?tag=a&reason=ill&tag=b', granted)).res
     expect(ok.status).toBe(204)
     expect(api.runs).toEqual(['DELETE /bookings/b-1'])
     // Spent: another target under it is a new call, challenged afresh and not run.
@@ -994,6 +1016,35 @@ describe('the resource-wide policy applies to per-call calls (main draft §Resou
       const again = (await send(location, { signer: agent.signer, token: granted })).res
       expect(again.status).toBe(403)
       expect(await again.json()).toMatchObject({ error: 'denied', detail: 'closed for the night' })
+      expect(api.runs).toEqual([])
+      expect(api.written).toEqual([])
+    } finally {
+      await api.close()
+    }
+  })
+
+  it('R3-11 a policy hook that fails when the held call is approved: 500 server_error, retained — the repeat gets it at once, the call never runs', async () => {
+    let fail = false
+    const api = await bookingApi({
+      policy: () => {
+        if (fail) throw new Error('policy store unreachable')
+        return { decision: 'grant' }
+      },
+    })
+    try {
+      const agent = await makeAgent(ap, { ps: ps.issuer })
+      const at = await authToken(ps, api.origin, agent, { sub: 'user-17', scope: 'bookings:write' })
+      const res = (await send(`${api.origin}/bookings`, { signer: agent.signer, token: at }, { json: BIZ })).res
+      expect(res.status).toBe(202)
+      const location = res.headers.get('location')!
+      const granted = await perCallToken(api, agent, (await resourceTokenOf(res, api.origin, agent)).claims)
+      fail = true
+      const failed = (await send(location, { signer: agent.signer, token: granted })).res
+      expect(failed.status).toBe(500)
+      expect(await failed.json()).toMatchObject({ error: 'server_error' })
+      fail = false
+      const again = (await send(location, { signer: agent.signer, token: granted })).res
+      expect(again.status).toBe(500)
       expect(api.runs).toEqual([])
       expect(api.written).toEqual([])
     } finally {
