@@ -17,7 +17,7 @@ import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { aauth, type AAuthEnv } from '../../src/resource/hono.js'
 import { randomUUID } from 'node:crypto'
-import { createResource, MemoryPerCallStore, RedisStore, type PerCallStore, type Policy, type R3Options, type Resource, type ResourceOptions, type RouteRequirement } from '../../src/resource/index.js'
+import { createResource, MemoryPerCallStore, RedisStore, type PerCallStore, type Policy, type PolicyDecision, type R3Options, type Resource, type ResourceOptions, type RouteRequirement } from '../../src/resource/index.js'
 import { redisUrl, stopRedis } from '../helpers/redis.js'
 import { createAgentToken, decodeJwt, parseRequirement, parseSignatureError, r3Digest, sendServerSigned, verifyResourceToken, type ResourceTokenClaims } from '../../src/protocol/index.js'
 import { AgentCredentials, createAgentClient } from '../../src/agent/index.js'
@@ -997,54 +997,37 @@ describe('the resource-wide policy applies to per-call calls (main draft §Resou
     }
   })
 
-  it('R3-10 a held call the policy refuses by the time it is approved: 403 denied at the pending URL, retained for the repeat, never run', async () => {
-    let deny = false
-    const api = await bookingApi({ policy: () => (deny ? { decision: 'deny', detail: 'closed for the night' } : { decision: 'grant' }) })
-    try {
-      const agent = await makeAgent(ap, { ps: ps.issuer })
-      const at = await authToken(ps, api.origin, agent, { sub: 'user-16', scope: 'bookings:write' })
-      const res = (await send(`${api.origin}/bookings`, { signer: agent.signer, token: at }, { json: BIZ })).res
-      expect(res.status).toBe(202)
-      const location = res.headers.get('location')!
-      const granted = await perCallToken(api, agent, (await resourceTokenOf(res, api.origin, agent)).claims)
-      deny = true
-      const refused = (await send(location, { signer: agent.signer, token: granted })).res
-      expect(refused.status).toBe(403)
-      expect(await refused.json()).toMatchObject({ error: 'denied', detail: 'closed for the night' })
-      deny = false
-      // The refusal is the call's outcome: the repeat gets it, and the call never runs.
-      const again = (await send(location, { signer: agent.signer, token: granted })).res
-      expect(again.status).toBe(403)
-      expect(await again.json()).toMatchObject({ error: 'denied', detail: 'closed for the night' })
-      expect(api.runs).toEqual([])
-      expect(api.written).toEqual([])
-    } finally {
-      await api.close()
-    }
-  })
-
-  it('R3-11 a policy hook that fails when the held call is approved: 500 server_error, retained — the repeat gets it at once, the call never runs', async () => {
-    let fail = false
-    const api = await bookingApi({
-      policy: () => {
-        if (fail) throw new Error('policy store unreachable')
+  const turns: [string, (on: boolean) => PolicyDecision, number, Record<string, string>][] = [
+    ['R3-10 a held call the policy refuses by the time it is approved: 403 denied at the pending URL', (on) => (on ? { decision: 'deny', detail: 'closed for the night' } : { decision: 'grant' }), 403, { error: 'denied', detail: 'closed for the night' }],
+    [
+      'R3-11 a policy hook that fails when the held call is approved: 500 server_error',
+      (on) => {
+        if (on) throw new Error('policy store unreachable')
         return { decision: 'grant' }
       },
-    })
+      500,
+      { error: 'server_error' },
+    ],
+  ]
+  it.each(turns)('%s — retained: the repeat gets the same answer at once, the call never runs', async (_name, policyOf, status, body) => {
+    let on = false
+    const api = await bookingApi({ policy: () => policyOf(on) })
     try {
       const agent = await makeAgent(ap, { ps: ps.issuer })
-      const at = await authToken(ps, api.origin, agent, { sub: 'user-17', scope: 'bookings:write' })
+      const at = await authToken(ps, api.origin, agent, { sub: `user-${status}`, scope: 'bookings:write' })
       const res = (await send(`${api.origin}/bookings`, { signer: agent.signer, token: at }, { json: BIZ })).res
       expect(res.status).toBe(202)
       const location = res.headers.get('location')!
       const granted = await perCallToken(api, agent, (await resourceTokenOf(res, api.origin, agent)).claims)
-      fail = true
-      const failed = (await send(location, { signer: agent.signer, token: granted })).res
-      expect(failed.status).toBe(500)
-      expect(await failed.json()).toMatchObject({ error: 'server_error' })
-      fail = false
+      on = true
+      const refused = (await send(location, { signer: agent.signer, token: granted })).res
+      expect(refused.status).toBe(status)
+      expect(await refused.json()).toMatchObject(body)
+      on = false
+      // The refusal is the call's outcome: the repeat gets it, and the call never runs.
       const again = (await send(location, { signer: agent.signer, token: granted })).res
-      expect(again.status).toBe(500)
+      expect(again.status).toBe(status)
+      expect(await again.json()).toMatchObject(body)
       expect(api.runs).toEqual([])
       expect(api.written).toEqual([])
     } finally {
