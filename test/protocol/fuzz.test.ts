@@ -296,7 +296,8 @@ describe('round trips', () => {
   })
 
   it('HDR-01 HDR-04 HDR-05 serializeRequirement → parseRequirement is the identity', () => {
-    const host = fc.stringMatching(/^[a-z0-9]{1,10}(\.[a-z0-9-]{0,8}[a-z])?\.[a-z]{2,6}$/)
+    // An `xn--` label must be valid punycode for a URL parser to accept the host: left out here.
+    const host = fc.stringMatching(/^[a-z0-9]{1,10}(\.[a-z0-9-]{0,8}[a-z])?\.[a-z]{2,6}$/).filter((h) => !/(^|\.)xn--/.test(h))
     const req: fc.Arbitrary<AAuthRequirement> = fc.oneof(
       fc.constantFrom(...(['agent-token', 'person-token', 'approval', 'clarification', 'claims'] as const).map((requirement) => ({ requirement }))),
       fc.record({ requirement: fc.constant('auth-token' as const), resourceToken: printableNonEmpty }),
