@@ -75,8 +75,9 @@ export interface IssuedAgentToken {
 /**
  * Obtains an agent token. By default a fresh ephemeral key is generated and named by a `jkt-jwt`
  * from the durable key (two-key refresh); with `singleKey` the durable key signs and is bound.
+ * `body` carries a fresh attestation for agents enrolled with one that must be renewed (SPIFFE).
  */
-export async function requestAgentToken(opts: ProviderClientOptions & { singleKey?: boolean }): Promise<IssuedAgentToken> {
+export async function requestAgentToken(opts: ProviderClientOptions & { singleKey?: boolean; body?: Record<string, unknown> }): Promise<IssuedAgentToken> {
   let signer: Signer
   let signatureKey: Parameters<typeof signRequest>[1]['signatureKey']
   if (opts.singleKey === true) {
@@ -88,7 +89,7 @@ export async function requestAgentToken(opts: ProviderClientOptions & { singleKe
     const jwt = await createJktJwt({ durableKey: opts.durableKey, ephemeralJwk: ephemeral.publicJwk, ...(opts.now === undefined ? {} : { now: opts.now }) })
     signatureKey = { scheme: 'jkt-jwt', jwt, cache: false }
   }
-  const res = await post(opts, '/token', signer, signatureKey, {})
+  const res = await post(opts, '/token', signer, signatureKey, opts.body ?? {})
   if (typeof res['agent_token'] !== 'string') throw new AAuthError('server_error', 'agent provider returned no agent_token')
   return { agentToken: res['agent_token'], agent: String(res['agent']), expiresIn: Number(res['expires_in']), signer }
 }

@@ -55,6 +55,10 @@ export interface Enrollment {
   /** RFC 7638 thumbprint of the durable key. */
   readonly durableJkt: string
   readonly ps?: string
+  /** Extra claims every agent token of this agent carries (e.g. `spiffe_id`), from its attestation. */
+  readonly claims?: Readonly<Record<string, unknown>>
+  /** Enrolled by an attestation that must be presented again at every token request. */
+  readonly reattest?: boolean
   readonly createdAt: number
 }
 
@@ -64,6 +68,30 @@ export interface EnrollmentGrant {
   readonly local: string
   /** The agent's person server, carried as `ps` in its tokens. */
   readonly ps?: string
+  /**
+   * Extra claims for the agent's tokens, e.g. the SPIFFE ID that attested it (for PS/AS policy).
+   * Registered and AAuth claim names are refused.
+   */
+  readonly claims?: Readonly<Record<string, unknown>>
+  /**
+   * The attestation is short-lived (a SPIFFE SVID): every `/token` request must attest again, and
+   * the grant it yields must name the same agent. Enrollment codes never set this.
+   */
+  readonly reattest?: boolean
+}
+
+/** What an {@link AgentProviderOptions.attest} hook is given. */
+export interface AttestationInput {
+  /** The verified request (its body already read: use `body`). */
+  readonly request: Request
+  /** The request's JSON body. */
+  readonly body: Record<string, unknown>
+  /** RFC 7638 thumbprint of the agent's durable key (it signed the request). */
+  readonly durableJkt: string
+  /** `enroll` at `POST /enroll`; `token` at `POST /token` for an agent enrolled with `reattest`. */
+  readonly phase: 'enroll' | 'token'
+  /** The TLS client certificate chain (DER, leaf first) when the request came over mutual TLS. */
+  readonly peerCertificates?: readonly Uint8Array[]
 }
 
 /** Storage of codes and enrollments. Writes must be durable before the response is sent. */
@@ -109,7 +137,7 @@ export interface AgentProviderOptions {
    * Attestation hook: given the verified request (the durable key is `durableJkt`) and its JSON
    * body, return the grant to enroll under, or `undefined` to fall back to enrollment codes.
    */
-  readonly attest?: (input: { request: Request; body: Record<string, unknown>; durableJkt: string }) => Promise<EnrollmentGrant | undefined>
+  readonly attest?: (input: AttestationInput) => Promise<EnrollmentGrant | undefined>
   readonly now?: () => number
   /** Development only: admit an `http://127.0.0.1:PORT` issuer. */
   readonly allowInsecureLoopback?: boolean
@@ -127,7 +155,7 @@ export interface AgentProvider {
   /** Creates a one-time enrollment code for an agent name (default lifetime 15 minutes). */
   createEnrollmentCode(grant: EnrollmentGrant, ttlSec?: number): Promise<string>
   /** Issues a token directly (self-hosted agents, sub-agents issued by the operator). */
-  issue(input: { local: string; cnfJwk: PublicJwk; ps?: string; parentLocal?: string }): Promise<string>
+  issue(input: { local: string; cnfJwk: PublicJwk; ps?: string; parentLocal?: string; claims?: Readonly<Record<string, unknown>> }): Promise<string>
   /**
    * Revokes one of this AP's agent tokens at the person server it names (`ps`), the only
    * recipient: a signed `POST {jti, exp}` to the PS `revocation_endpoint`, signed as this server
@@ -142,6 +170,26 @@ export interface AgentProvider {
 }
 
 const TOP_LEVEL_LOCAL = /^[A-Za-z0-9._-]{1,255}$/
+/** Claim names an attestation may not set: JWT registered claims and the agent token's own. */
+const RESERVED_CLAIMS = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'cnf', 'ps', 'parent_agent', 'dwk', 'typ', 'scope', 'act', 'agent', 'agent_jkt', 'mission'])
+
+function assertExtraClaims(claims: Readonly<Record<string, unknown>> | undefined): void {
+  for (const name of Object.keys(claims ?? {})) if (RESERVED_CLAIMS.has(name)) throw new TypeError(`an attestation may not set the "${name}" claim`)
+}
+
+/** The client certificate chain of a mutual-TLS request served by `@hono/node-server` (DER, leaf first). */
+function peerCertificatesOf(env: unknown): Uint8Array[] | undefined {
+  type Cert = { raw?: Uint8Array; issuerCertificate?: Cert }
+  const socket = (env as { incoming?: { socket?: { getPeerCertificate?: (detailed: boolean) => Cert | null } } } | undefined)?.incoming?.socket
+  let cert = socket?.getPeerCertificate?.(true) ?? undefined
+  const chain: Uint8Array[] = []
+  while (cert?.raw !== undefined && chain.length < 10) {
+    chain.push(new Uint8Array(cert.raw))
+    if (cert.issuerCertificate === undefined || cert.issuerCertificate === cert) break
+    cert = cert.issuerCertificate
+  }
+  return chain.length === 0 ? undefined : chain
+}
 /** How long a revocation request may take. */
 const REVOCATION_TIMEOUT_MS = 10_000
 
@@ -178,7 +226,8 @@ export function createAgentProvider(options: AgentProviderOptions): AgentProvide
     ...(options.name === undefined ? {} : { name: options.name }),
   }
 
-  const issue: AgentProvider['issue'] = async ({ local, cnfJwk, ps, parentLocal }) => {
+  const issue: AgentProvider['issue'] = async ({ local, cnfJwk, ps, parentLocal, claims }) => {
+    assertExtraClaims(claims)
     // Main draft §Single-Level Depth (SUB-05): a sub-agent's parent is a top-level agent.
     if (parentLocal !== undefined && !isTopLevelAgentName(parentLocal, domain, idOpts)) throw new TypeError(`"${parentLocal}" is not a top-level agent: a sub-agent has no sub-agents of its own`)
     if (parentLocal !== undefined && !isTopLevelAgentName(local, domain, idOpts)) throw new TypeError(`"${local}" is not a valid sub-agent discriminator`)
@@ -191,6 +240,7 @@ export function createAgentProvider(options: AgentProviderOptions): AgentProvide
       ...(ps === undefined ? {} : { ps }),
       lifetimeSec: lifetime,
       now,
+      ...(claims === undefined ? {} : { extraClaims: { ...claims } }),
       ...idOpts,
     })
   }
@@ -219,7 +269,10 @@ export function createAgentProvider(options: AgentProviderOptions): AgentProvide
   const app = new Hono()
   app.onError((err) => {
     if (err instanceof SignatureError) return signatureErrorResponse(err)
-    if (err instanceof ProblemError) return problemResponse(err)
+    if (err instanceof ProblemError) {
+      const body = (err as ProblemError & { body?: Record<string, unknown> }).body
+      return problemResponse(err, body === undefined ? undefined : { body })
+    }
     return problemResponse(new ProblemError('server_error', 'internal error'))
   })
   app.get(`/.well-known/${DWK.agent}`, (c) => c.json(metadata))
@@ -230,25 +283,45 @@ export function createAgentProvider(options: AgentProviderOptions): AgentProvide
     const durableJkt = ctx.scheme === 'hwk' ? ctx.jkt : ctx.durableJkt
     const existing = await store.getEnrollment(durableJkt)
     if (existing !== undefined) return c.json({ agent: existing.sub }, 200)
-    let grant = options.attest === undefined ? undefined : await options.attest({ request: c.req.raw, body, durableJkt })
+    const peerCertificates = peerCertificatesOf(c.env)
+    let grant = options.attest === undefined ? undefined : await options.attest({ request: c.req.raw, body, durableJkt, phase: 'enroll', ...(peerCertificates === undefined ? {} : { peerCertificates }) })
     if (grant === undefined) {
       const code = body['enrollment_code']
       if (typeof code !== 'string' || code === '') throw new ProblemError('invalid_request', 'enrollment_code is required')
       grant = await store.takeCode(code, now())
       if (grant === undefined) throw new ProblemError('invalid_request', 'enrollment code unknown, used or expired')
     }
+    if (!isTopLevelAgentName(grant.local, domain, idOpts)) throw new ProblemError('server_error', 'the attestation mapped to an invalid agent name')
+    assertExtraClaims(grant.claims)
     const sub = `aauth:${grant.local}@${domain}`
-    await store.putEnrollment({ sub, durableJkt, ...(grant.ps === undefined ? {} : { ps: grant.ps }), createdAt: now() })
+    await store.putEnrollment({
+      sub,
+      durableJkt,
+      ...(grant.ps === undefined ? {} : { ps: grant.ps }),
+      ...(grant.claims === undefined ? {} : { claims: grant.claims }),
+      ...(grant.reattest === true ? { reattest: true } : {}),
+      createdAt: now(),
+    })
     return c.json({ agent: sub }, 201)
   })
 
   app.post('/token', async (c) => {
-    const { ctx, jwk } = await verified(c.req.raw, ['hwk', 'jkt-jwt'])
+    const { ctx, jwk, body } = await verified(c.req.raw, ['hwk', 'jkt-jwt'])
     const durableJkt = ctx.scheme === 'hwk' ? ctx.jkt : ctx.durableJkt
     const e = await store.getEnrollment(durableJkt)
     if (e === undefined) throw new ProblemError('denied', 'this key is not enrolled')
     const local = e.sub.slice('aauth:'.length, e.sub.lastIndexOf('@'))
-    const agentToken = await issue({ local, cnfJwk: jwk, ...(e.ps === undefined ? {} : { ps: e.ps }) })
+    let claims = e.claims
+    if (e.reattest === true) {
+      // A short-lived attestation (an SVID) vouches for the agent only while it is valid: each token needs a fresh one.
+      const peerCertificates = peerCertificatesOf(c.env)
+      const again = await options.attest?.({ request: c.req.raw, body, durableJkt, phase: 'token', ...(peerCertificates === undefined ? {} : { peerCertificates }) })
+      if (again === undefined) throw new ProblemError('denied', 'this agent was enrolled by attestation: present a current attestation with each token request')
+      if (again.local !== local) throw new ProblemError('denied', `the attestation now maps to "${again.local}", not to the enrolled agent "${local}"`)
+      assertExtraClaims(again.claims)
+      claims = again.claims
+    }
+    const agentToken = await issue({ local, cnfJwk: jwk, ...(e.ps === undefined ? {} : { ps: e.ps }), ...(claims === undefined ? {} : { claims }) })
     return c.json({ agent_token: agentToken, expires_in: lifetime, agent: e.sub })
   })
 

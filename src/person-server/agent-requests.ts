@@ -63,10 +63,15 @@ export function parseJsonObject(bytes: Uint8Array): Record<string, unknown> {
   return v as Record<string, unknown>
 }
 
+/** A verified agent request whose body is left as bytes (form-encoded and other non-JSON bodies). */
+export type RawAgentRequest = Omit<AgentRequest, 'body'> & { readonly bytes: Uint8Array }
+
 /** Verifies agent requests for one PS. */
 export interface AgentAuthenticator {
   /** @throws {SignatureError} (401) or {ProblemError} (400). */
   authenticate(request: Request): Promise<AgentRequest>
+  /** As {@link authenticate}, without parsing the (covered) body. */
+  authenticateRaw(request: Request): Promise<RawAgentRequest>
   readonly verifier: RequestVerifier
 }
 
@@ -87,20 +92,26 @@ export function createAgentAuthenticator(ctx: PsContext): AgentAuthenticator {
   // Agent tokens already recorded: one durable write per token, not per request.
   const noted = new BoundedCache<string, true>(50_000, ctx.now)
 
+  async function authenticateRaw(request: Request): Promise<RawAgentRequest> {
+    const body = await readBody(request)
+    const { key } = await verifier.verify(request, body)
+    const c = key.context
+    if (c.scheme !== 'jwt' || c.type !== 'aa-agent+jwt') throw new SignatureError('invalid_jwt', 'the person server takes an agent token')
+    const agent = c.claims
+    const id = `${agent.iss}\u0000${agent.jti}`
+    if (noted.get(id) === undefined) {
+      await ctx.store.noteAgentToken({ iss: agent.iss, jti: agent.jti, sub: agent.sub, expiresAt: agent.exp * 1000 })
+      noted.set(id, true, agent.exp * 1000)
+    }
+    return { agent, agentToken: c.token, thumbprint: key.thumbprint, bytes: body }
+  }
+
   return {
     verifier,
+    authenticateRaw,
     async authenticate(request) {
-      const body = await readBody(request)
-      const { key } = await verifier.verify(request, body)
-      const c = key.context
-      if (c.scheme !== 'jwt' || c.type !== 'aa-agent+jwt') throw new SignatureError('invalid_jwt', 'the person server takes an agent token')
-      const agent = c.claims
-      const id = `${agent.iss}\u0000${agent.jti}`
-      if (noted.get(id) === undefined) {
-        await ctx.store.noteAgentToken({ iss: agent.iss, jti: agent.jti, sub: agent.sub, expiresAt: agent.exp * 1000 })
-        noted.set(id, true, agent.exp * 1000)
-      }
-      return { agent, agentToken: c.token, thumbprint: key.thumbprint, body: parseJsonObject(body) }
+      const { bytes, ...rest } = await authenticateRaw(request)
+      return { ...rest, body: parseJsonObject(bytes) }
     },
   }
 }

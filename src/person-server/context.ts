@@ -22,6 +22,8 @@ import { BoundedCache } from '../lib/bounded-cache.js'
 import type { KeyRing } from '../agent/key-ring.js'
 import type { OrganizationPolicy, PolicyHook } from './policy.js'
 import type { SubAgentOptions } from './delegation.js'
+import type { PersonServerExtension } from './extensions.js'
+import type { LoginMethod } from './web/login.js'
 import type { ConsentView, PendingRecord, PersonServerStore } from './store/types.js'
 
 /** Options of {@link createPersonServer}. */
@@ -93,6 +95,16 @@ export interface PersonServerOptions {
    * `{ consent: 'within-parent-grant' }`: granted within the parent's grants, refused beyond them.
    */
   readonly subAgents?: SubAgentOptions
+  /**
+   * More ways for people to log in to the pages, next to the password form — e.g. `keycloakLogin`
+   * from `'aauth-kit/bridges/keycloak'` (OIDC authorization code with PKCE).
+   */
+  readonly loginMethods?: readonly LoginMethod[]
+  /**
+   * Endpoints mounted beside the AAuth ones, sharing the PS's store, keys and agent
+   * authentication — e.g. `tokenExchange` from `'aauth-kit/bridges/keycloak'` (RFC 8693).
+   */
+  readonly extensions?: readonly PersonServerExtension[]
 }
 
 /** What the endpoint modules share. */
@@ -196,6 +208,7 @@ export function personServerMetadata(o: PersonServerOptions): PersonServerMetada
     ...(o.name === undefined ? {} : { name: o.name }),
     ...(o.description === undefined ? {} : { description: o.description }),
     ...(o.logoUri === undefined ? {} : { logo_uri: o.logoUri }),
+    ...Object.assign({}, ...(o.extensions ?? []).map((e) => e.metadata?.(i) ?? {})),
   }
 }
 

@@ -146,6 +146,7 @@ export async function createPersonServer(options: PersonServerOptions): Promise<
       return errorResponse(e)
     }
   })
+  for (const extension of options.extensions ?? []) extension.mount(app, { ctx, agents: auth, errorResponse })
   app.post('/revoke', (c) => revocation.handle(c.req.raw))
   app.get('/revoke/pending/:id', (c) => revocation.poll(c.req.raw, c.req.param('id')))
   app.route(
@@ -157,6 +158,7 @@ export async function createPersonServer(options: PersonServerOptions): Promise<
       secret: sessionSecret,
       secureCookies: options.allowInsecureLoopback !== true,
       ...(options.name === undefined ? {} : { name: options.name }),
+      ...(options.loginMethods === undefined ? {} : { loginMethods: options.loginMethods }),
       now: ctx.now,
     }),
   )

@@ -102,6 +102,8 @@ export type LibraryErrorCode =
   | 'fetch_failed'
   | 'fetch_timeout'
   | 'response_too_large'
+  /** A token from a bridged system (an OpenID Provider's ID or access token) failed verification. */
+  | 'invalid_token'
 
 /**
  * Codes for what an agent's flow engine refuses or cannot finish (`aauth-kit/agent`): the drafts

@@ -12,7 +12,7 @@ import { SECURITY_HEADERS, html, layout, type HtmlValue } from './html.js'
 import type { Session, SessionManager } from './session.js'
 
 /** The store methods the pages use. */
-export type PersonWebStore = Pick<PersonServerStore, 'getPerson' | 'getPersonByUsername' | 'queryAudit'>
+export type PersonWebStore = Pick<PersonServerStore, 'getPerson' | 'getPersonByUsername' | 'queryAudit' | 'commit'>
 
 /** Hono environment of the pages: set by {@link requirePerson}. */
 export interface WebEnv {

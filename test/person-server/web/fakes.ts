@@ -15,6 +15,7 @@ import {
   type Grant,
   type PendingRecord,
   type PersonRecord,
+  type StoreBatch,
 } from '../../../src/person-server/store/types.js'
 import { createPersonWeb, hashPassword, type PersonWebOptions } from '../../../src/person-server/web/index.js'
 import type { WebEnv } from '../../../src/person-server/web/context.js'
@@ -193,6 +194,11 @@ export class FakeStore {
       .filter((e) => (q.personId === undefined || e.personId === q.personId) && (q.agentSub === undefined || e.agentSub === q.agentSub))
       .filter((e) => (q.missionS256 === undefined || e.missionS256 === q.missionS256) && (q.from === undefined || e.at >= q.from) && (q.to === undefined || e.at < q.to))
       .slice(0, q.limit ?? 100)
+  }
+  /** Only `persons` (what login methods write). */
+  async commit(batch: StoreBatch): Promise<{ applied: boolean }> {
+    for (const p of batch.persons ?? []) this.persons.set(p.id, p)
+    return { applied: true }
   }
 }
 
