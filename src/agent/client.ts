@@ -209,6 +209,17 @@ export interface AgentClient {
   authorize(resource: string, request: AuthorizeRequest): Promise<AuthorizeResult>
   /** Obtains (or returns the held) person token for `resource` (AG-RES-13). */
   personToken(resource: string, options?: { mission?: string; deadline?: number; signal?: AbortSignal }): Promise<HeldToken>
+  /**
+   * Holds an auth token obtained outside the challenge flow — e.g. by RFC 8693 token exchange at
+   * the PS (`exchangeToken` in `'aauth-kit/bridges/keycloak'`) — so later calls to its resource
+   * present it. The token is verified as any other (signature by its issuer's published key,
+   * `aud` = `resource`, time) and must be bound to this agent's current key and issued by
+   * `issuer` (the PS that was asked).
+   *
+   * @throws {AgentError} `token_rejected` when it does not verify, is bound to another key or comes
+   *   from another issuer.
+   */
+  holdAuthToken(token: string, expected: { readonly resource: string; readonly issuer: string }): Promise<HeldToken>
   /** The person server client, for the endpoints the flow engine does not drive itself. */
   personServer(): Promise<PersonServerClient>
   /**
@@ -874,6 +885,22 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       return ps.post(endpoint, body, agentPresentation, pollContext(o.deadline ?? now() + (options.timeoutMs ?? 600_000), o.signal))
     },
     credentials,
+    async holdAuthToken(token, expected) {
+      const cred = credentials.peek() ?? (await credentials.current())
+      let claims: Record<string, unknown>
+      try {
+        claims = (await verifyAuthToken(token, { ...verifyOpts, audience: expected.resource })) as unknown as Record<string, unknown>
+      } catch (cause) {
+        throw new AgentError('token_rejected', `the auth token does not verify for ${expected.resource}: ${(cause as Error).message}`, { cause })
+      }
+      if (claims['iss'] !== expected.issuer) throw new AgentError('token_rejected', `the auth token was issued by ${String(claims['iss'])}, not ${expected.issuer}`)
+      if (!(await cnfMatches(claims, cred.jkt))) throw new AgentError('token_rejected', 'the auth token is bound to another key than this agent’s')
+      const t = held('auth', token, claims)
+      store.addAuth(t, cred.jkt)
+      holdsTokens = true
+      transport.step({ type: 'token', kind: 'auth', issuer: t.iss, audience: t.aud, expiresAt: t.exp, scope: [...t.scope].join(' ') })
+      return t
+    },
   }
 }
 
