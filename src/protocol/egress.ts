@@ -32,6 +32,10 @@ export interface EgressResponse {
 /** Options of a single fetch. */
 export interface EgressRequestInit {
   readonly headers?: Record<string, string>
+  /** Default `GET`. `POST` is for back-channel form posts such as an OAuth token request. */
+  readonly method?: 'GET' | 'POST'
+  /** The request body (with `POST`). */
+  readonly body?: string
 }
 
 /** The outbound fetch function every discovery path takes. Inject one in tests. */
@@ -196,7 +200,7 @@ export function createEgressFetcher(options: EgressOptions = {}): EgressFetcher 
       const req = mod.request(
         url,
         {
-          method: 'GET',
+          method: init?.method ?? 'GET',
           headers: { accept: 'application/json', ...init?.headers },
           ...(allowed ? {} : { lookup: guardedLookup(n, raw, loopback, options.resolve) }),
           timeout: timeoutMs,
@@ -237,7 +241,7 @@ export function createEgressFetcher(options: EgressOptions = {}): EgressFetcher 
       req.on('close', () => clearTimeout(timer))
       req.on('timeout', () => req.destroy(new EgressError('fetch_timeout', raw, `no response within ${timeoutMs} ms`)))
       req.on('error', (cause) => reject(cause instanceof EgressError ? cause : new EgressError('fetch_failed', raw, 'request failed', { cause })))
-      req.end()
+      req.end(init?.body)
     })
   }
 }
@@ -245,7 +249,7 @@ export function createEgressFetcher(options: EgressOptions = {}): EgressFetcher 
 async function fetchWithWebApi(url: URL, raw: string, init: EgressRequestInit | undefined, timeoutMs: number, maxBytes: number): Promise<EgressResponse> {
   let res: Response
   try {
-    res = await fetch(url, { redirect: 'manual', headers: { accept: 'application/json', ...init?.headers }, signal: AbortSignal.timeout(timeoutMs) })
+    res = await fetch(url, { method: init?.method ?? 'GET', ...(init?.body === undefined ? {} : { body: init.body }), redirect: 'manual', headers: { accept: 'application/json', ...init?.headers }, signal: AbortSignal.timeout(timeoutMs) })
   } catch (cause) {
     const timeout = (cause as { name?: string }).name === 'TimeoutError'
     throw new EgressError(timeout ? 'fetch_timeout' : 'fetch_failed', raw, 'request failed', { cause })

@@ -22,11 +22,12 @@ export interface RunningPs {
 let counter = 0
 
 /** Starts a PS on loopback. */
-export async function startRealPersonServer(o: Partial<Omit<PersonServerOptions, 'issuer'>> & { store?: PersonServerStore } = {}): Promise<RunningPs> {
+export async function startRealPersonServer(o: Partial<Omit<PersonServerOptions, 'issuer'>> & { store?: PersonServerStore; loginMethodsFor?: (issuer: string) => PersonServerOptions['loginMethods'] } = {}): Promise<RunningPs> {
   const store = o.store ?? (await SqliteStore.open({ filename: ':memory:' }))
   let ps: PersonServer | undefined
   const issuer = await serve((req) => ps!.app.fetch(req))
-  ps = await createPersonServer({ keys: await KeyRing.create(), name: 'Alice’s Person Server', ...LOOPBACK, ...o, issuer, store })
+  const { loginMethodsFor, ...rest } = o
+  ps = await createPersonServer({ keys: await KeyRing.create(), name: 'Alice’s Person Server', ...LOOPBACK, ...rest, ...(loginMethodsFor === undefined ? {} : { loginMethods: loginMethodsFor(issuer) }), issuer, store })
   return {
     issuer,
     ps,
