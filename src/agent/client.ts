@@ -97,7 +97,7 @@ export interface AgentClientOptions extends DeferredCallbacks, IdentifierOptions
   readonly maxPolls?: number
   /** Most challenge/retry rounds in one call. Default 8. */
   readonly maxRounds?: number
-  /** Refresh margin for person and auth tokens (s). Default 300. */
+  /** Refresh margin for person and auth tokens (s). Default 300; a token living shorter than twice the margin is used for its first half. */
   readonly refreshMarginSec?: number
   /** Default `mission_s256` for person-token requests. */
   readonly mission?: string
@@ -313,6 +313,7 @@ function held(kind: 'person' | 'auth', token: string, claims: Record<string, unk
     sub: String(claims['sub']),
     jti: String(claims['jti']),
     exp: Number(claims['exp']),
+    ...(typeof claims['iat'] === 'number' ? { iat: claims['iat'] } : {}),
     scope: new Set(typeof claims['scope'] === 'string' ? claims['scope'].split(' ').filter((s) => s !== '') : []),
     mission: typeof claims['mission_s256'] === 'string' ? claims['mission_s256'] : undefined,
   }

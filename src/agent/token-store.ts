@@ -24,6 +24,8 @@ export interface HeldToken {
   readonly jti: string
   /** Unix seconds. */
   readonly exp: number
+  /** Unix seconds, when the token says when it was issued. */
+  readonly iat?: number
   /** Auth tokens: the granted scope values. */
   readonly scope: ReadonlySet<string>
   readonly mission: string | undefined
@@ -58,8 +60,13 @@ export class TokenStore {
     this.#access = new BoundedCache(max, this.#now)
   }
 
+  /**
+   * Outside the refresh margin. A token that lives shorter than twice the margin (e.g. an auth
+   * token from a token exchange, bounded by a 5-minute realm token) is used for its first half.
+   */
   #usable(t: HeldToken): boolean {
-    return t.exp * 1000 - this.#now() > this.#marginMs
+    const margin = t.iat === undefined ? this.#marginMs : Math.min(this.#marginMs, ((t.exp - t.iat) * 1000) / 2)
+    return t.exp * 1000 - this.#now() > margin
   }
 
   /** The person token for `resource` under `mission`, when one is held outside the margin. */
