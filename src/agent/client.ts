@@ -97,7 +97,7 @@ export interface AgentClientOptions extends DeferredCallbacks, IdentifierOptions
   readonly maxPolls?: number
   /** Most challenge/retry rounds in one call. Default 8. */
   readonly maxRounds?: number
-  /** Refresh margin for person and auth tokens (s). Default 300; a token living shorter than twice the margin is used for its first half. */
+  /** Refresh margin for person and auth tokens (s). Default 300; an auth token living shorter than twice the margin is used for its first half. */
   readonly refreshMarginSec?: number
   /** Default `mission_s256` for person-token requests. */
   readonly mission?: string

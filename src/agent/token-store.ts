@@ -61,11 +61,14 @@ export class TokenStore {
   }
 
   /**
-   * Outside the refresh margin. A token that lives shorter than twice the margin (e.g. an auth
-   * token from a token exchange, bounded by a 5-minute realm token) is used for its first half.
+   * Outside the refresh margin (AG-05). One exception: an auth token whose whole lifetime is
+   * shorter than twice the margin (e.g. one from a token exchange, capped by a 5-minute realm
+   * token) is used for its first half, since asking again cannot give a longer one; auth tokens
+   * are presented to their resource only, never as the `presented_token` of another request.
+   * Person tokens always keep the full margin.
    */
   #usable(t: HeldToken): boolean {
-    const margin = t.iat === undefined ? this.#marginMs : Math.min(this.#marginMs, ((t.exp - t.iat) * 1000) / 2)
+    const margin = t.kind === 'auth' && t.iat !== undefined ? Math.min(this.#marginMs, ((t.exp - t.iat) * 1000) / 2) : this.#marginMs
     return t.exp * 1000 - this.#now() > margin
   }
 

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import { TokenStore, type HeldToken } from '../../src/agent/token-store.js'
 
-const token = (o: { iat?: number; exp: number }): HeldToken => ({
+const token = (o: { iat?: number; exp: number; kind?: 'auth' | 'person' }): HeldToken => ({
   token: `t-${o.exp}`,
-  kind: 'auth',
+  kind: o.kind ?? 'auth',
   iss: 'https://ps.example',
   aud: 'https://api.example',
   sub: 'p',
@@ -33,6 +33,12 @@ describe('TokenStore refresh margin', () => {
     expect(store.auth('https://api.example', undefined, 'k')).toBeDefined()
     now = 1_000_150_000
     expect(store.auth('https://api.example', undefined, 'k')).toBeUndefined()
+  })
+
+  it('AG-05 a short-lived person token keeps the full margin (never presented inside it)', () => {
+    const store = new TokenStore({ now: () => 1_000_000_000, refreshMarginSec: 300 })
+    store.setPerson(token({ iat: 1_000_000, exp: 1_000_240, kind: 'person' }), 'k')
+    expect(store.person('https://api.example', undefined, 'k')).toBeUndefined()
   })
 
   it('without iat, the margin applies as configured', () => {
