@@ -17,6 +17,11 @@ x509.cryptoProvider.set(webcrypto as Crypto)
 
 const EC = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const
 
+/** The demo trust domain, its summarizer-tech workload and the demo agent provider (scenario S2). */
+export const TD = 'demo.example.com'
+export const ID = `spiffe://${TD}/agent/summarizer-tech`
+export const AUD = 'https://agents.demo.example.com'
+
 export const pem = (der: ArrayBuffer | Uint8Array, label: string): string =>
   `-----BEGIN ${label}-----\n${Buffer.from(der as ArrayBuffer).toString('base64').replace(/.{64}/g, '$&\n').replace(/\n$/, '')}\n-----END ${label}-----\n`
 

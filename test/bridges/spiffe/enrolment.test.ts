@@ -16,10 +16,8 @@ import {
   type X509Svid,
 } from '../../../src/bridges/spiffe/index.js'
 import { decodeJwt, generateKeyPair, jwkThumbprint, type PrivateJwk, type PublicJwk } from '../../../src/protocol/index.js'
-import { createTestCa, pem, prepareJwks, startWorkloadApi, type IssuedCert, type TestCa, type TestWorkloadApi } from '../../helpers/spiffe.js'
+import { TD, ID, createTestCa, pem, prepareJwks, startWorkloadApi, type IssuedCert, type TestCa, type TestWorkloadApi } from '../../helpers/spiffe.js'
 
-const TD = 'demo.example.com'
-const ID = `spiffe://${TD}/agent/summarizer-tech`
 const OTHER_ID = `spiffe://${TD}/agent/unmapped`
 const AGENTS = { [ID]: { local: 'summarizer-tech', ps: 'https://ps.demo.example.com' }, [`spiffe://${TD}/agent/second`]: 'second' }
 

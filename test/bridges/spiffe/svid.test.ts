@@ -12,11 +12,8 @@ import {
   type SvidErrorReason,
   type TrustBundleSource,
 } from '../../../src/bridges/spiffe/index.js'
-import { createTestCa, prepareJwks, type TestCa } from '../../helpers/spiffe.js'
+import { TD, ID, AUD, createTestCa, prepareJwks, type TestCa } from '../../helpers/spiffe.js'
 
-const TD = 'demo.example.com'
-const ID = `spiffe://${TD}/agent/summarizer-tech`
-const AUD = 'https://agents.demo.example.com'
 let ca: TestCa
 let other: TestCa
 let bundles: TrustBundleSource

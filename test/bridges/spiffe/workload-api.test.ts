@@ -9,11 +9,8 @@ import {
   type WorkloadApiSource,
   type X509Svid,
 } from '../../../src/bridges/spiffe/index.js'
-import { createTestCa, prepareJwks, startWorkloadApi, type TestCa, type TestWorkloadApi } from '../../helpers/spiffe.js'
+import { TD, ID, AUD, createTestCa, prepareJwks, startWorkloadApi, type TestCa, type TestWorkloadApi } from '../../helpers/spiffe.js'
 
-const TD = 'demo.example.com'
-const ID = `spiffe://${TD}/agent/summarizer-tech`
-const AUD = 'https://agents.demo.example.com'
 let ca: TestCa
 let api: TestWorkloadApi
 const sources: WorkloadApiSource[] = []
